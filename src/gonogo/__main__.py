@@ -1,0 +1,5 @@
+import sys
+
+from gonogo.cli import main
+
+sys.exit(main())

@@ -1,0 +1,280 @@
+"""Command line: parse arguments, call a function in gonogo.commands, render its Result.
+
+Only argparse and the standard library are imported at module level so `gonogo --help`
+and `--version` stay fast; each command's module is imported when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gonogo import __version__
+
+if TYPE_CHECKING:
+    from gonogo.context import Context
+    from gonogo.result import Result
+
+Handler = Callable[["Context", argparse.Namespace], "Result"]
+
+
+def _common(json_opt: bool = True) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "-C",
+        "--dir",
+        dest="directory",
+        type=Path,
+        default=None,
+        help="project folder (default: search upward from the current one)",
+    )
+    if json_opt:
+        parent.add_argument(
+            "--json", action="store_true", help="print one JSON document on stdout and nothing else"
+        )
+    return parent
+
+
+def _mutating() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--dry-run", action="store_true", help="print the plan and gate verdicts; change nothing"
+    )
+    parent.add_argument(
+        "--confirm",
+        metavar="APP",
+        help="typed confirmation for a protected environment (its app name)",
+    )
+    return parent
+
+
+def _h_deploy(ctx: Context, a: argparse.Namespace) -> Result:
+    from gonogo.commands.deploy import deploy
+
+    return deploy(ctx, a.env, ref=a.sha, dry_run=a.dry_run, confirm=a.confirm)
+
+
+def _h_verify(ctx: Context, a: argparse.Namespace) -> Result:
+    from gonogo.commands.verify import verify
+
+    return verify(ctx, a.env)
+
+
+def _h_rollback(ctx: Context, a: argparse.Namespace) -> Result:
+    from gonogo.commands.rollback import rollback
+
+    return rollback(ctx, a.env, to=a.to, dry_run=a.dry_run, confirm=a.confirm)
+
+
+def _h_migrate(ctx: Context, a: argparse.Namespace) -> Result:
+    from gonogo.commands.migrate import apply
+
+    return apply(ctx, a.env, dry_run=a.dry_run, confirm=a.confirm)
+
+
+def _h_status(ctx: Context, a: argparse.Namespace) -> Result:
+    from gonogo.commands.status import status
+
+    return status(ctx, a.env)
+
+
+def _h_down(ctx: Context, a: argparse.Namespace) -> Result:
+    from gonogo.commands.down import down
+
+    return down(ctx, a.env)
+
+
+def _h_unlock(ctx: Context, a: argparse.Namespace) -> Result:
+    from gonogo.commands.unlock import unlock
+
+    return unlock(ctx, a.env, reason=a.reason, force=a.force)
+
+
+def _h_history(ctx: Context, a: argparse.Namespace) -> Result:
+    from gonogo.commands.history import history
+
+    return history(ctx, a.env, limit=a.limit)
+
+
+def _h_config_validate(ctx: Context, a: argparse.Namespace) -> Result:
+    from gonogo.commands.config_cmd import validate
+
+    return validate(ctx)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gonogo",
+        description="Release playbook as enforced, recorded GO/NO-GO gates.",
+        epilog="exit codes: 0 GO/done, 1 usage or config error, 2 NO-GO (nothing changed), "
+        "3 failed after changes began, 4 internal error, 130 interrupted",
+    )
+    parser.add_argument("--version", action="version", version=f"gonogo {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common, mutating = _common(), _mutating()
+
+    p = sub.add_parser(
+        "deploy",
+        parents=[common, mutating],
+        help="release a commit to an environment and verify it",
+    )
+    p.add_argument("env")
+    p.add_argument("--sha", help="commit to release (default: HEAD)")
+    p.set_defaults(handler=_h_deploy)
+
+    p = sub.add_parser("verify", parents=[common], help="run the post-deploy probes")
+    p.add_argument("env")
+    p.set_defaults(handler=_h_verify)
+
+    p = sub.add_parser(
+        "rollback", parents=[common, mutating], help="put an earlier release back and verify it"
+    )
+    p.add_argument("env")
+    p.add_argument(
+        "--to", metavar="vN", help="release to put back (default: the previous verified one)"
+    )
+    p.set_defaults(handler=_h_rollback)
+
+    p = sub.add_parser("migrate", parents=[common], help="explicit database migrations")
+    msub = p.add_subparsers(dest="migrate_command", metavar="ACTION", required=True)
+    # `gonogo migrate ENV apply` reads naturally; argparse wants the action first, so the
+    # environment is taken as the action's first positional and swapped in main().
+    pa = msub.add_parser(
+        "apply", parents=[common, mutating], help="alembic upgrade head against ENV's database"
+    )
+    pa.add_argument("env")
+    pa.set_defaults(handler=_h_migrate)
+
+    p = sub.add_parser("status", parents=[common], help="live release, process and health")
+    p.add_argument("env", nargs="?")
+    p.set_defaults(handler=_h_status)
+
+    p = sub.add_parser("down", parents=[common], help="stop an environment's running release")
+    p.add_argument("env")
+    p.set_defaults(handler=_h_down)
+
+    p = sub.add_parser("unlock", parents=[common], help="clear an environment lock")
+    p.add_argument("env")
+    p.add_argument("--reason", required=True, help="why (recorded in the ledger)")
+    p.add_argument("--force", action="store_true", help="clear it even if the holder looks alive")
+    p.set_defaults(handler=_h_unlock)
+
+    p = sub.add_parser("history", parents=[common], help="releases and runs, newest first")
+    p.add_argument("env")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(handler=_h_history)
+
+    p = sub.add_parser("config", parents=[common], help="configuration")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    pv = csub.add_parser("validate", parents=[common], help="check gonogo.toml")
+    pv.set_defaults(handler=_h_config_validate)
+
+    p = sub.add_parser(
+        "demo", parents=[common], help="the playbook end to end on the bundled example app"
+    )
+    p.add_argument("--keep", action="store_true", help="leave the demo's apps running")
+    p.add_argument(
+        "--workspace",
+        type=Path,
+        default=None,
+        help="folder for the demo repository (default: a new temporary folder)",
+    )
+    p.set_defaults(handler=None, demo=True)
+    return parser
+
+
+def _normalise(argv: list[str]) -> list[str]:
+    """Accept `migrate ENV apply` (the playbook's word order) as well as `migrate apply ENV`."""
+    if (
+        len(argv) >= 3
+        and argv[0] == "migrate"
+        and argv[2] in {"apply"}
+        and argv[1] not in {"apply"}
+    ):
+        return [argv[0], argv[2], argv[1], *argv[3:]]
+    return argv
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = _normalise(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if args.command is None:
+        parser.print_help()
+        return 1
+    from gonogo.output import Output
+
+    out = Output(json_mode=getattr(args, "json", False))
+    return run(args, out)
+
+
+def run(args: argparse.Namespace, out: Any) -> int:
+    from gonogo.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, GonogoError
+
+    ctx = None
+    try:
+        if getattr(args, "demo", False):
+            from gonogo.commands.demo import demo
+
+            result = demo(out, workspace=args.workspace, keep=args.keep)
+        else:
+            from gonogo.context import Context
+
+            ctx = Context.load(args.directory, out=out)
+            result = args.handler(ctx, args)
+    except GonogoError as exc:
+        _report_error(out, exc.message, exc.exit_code, exc.details)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _report_error(
+            out,
+            "interrupted; the run is recorded as interrupted and its lock released",
+            EXIT_INTERRUPTED,
+            {},
+        )
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        path = _crash_report(exc)
+        _report_error(
+            out,
+            f"internal error: {type(exc).__name__}: {exc} (crash report: {path})",
+            EXIT_INTERNAL,
+            {"crash_report": str(path)},
+        )
+        return EXIT_INTERNAL
+    finally:
+        if ctx is not None:
+            ctx.close()
+    if out.json_mode:
+        out.document(result.document())
+    elif result.message:
+        out.line(result.message)
+    return int(result.exit_code)
+
+
+def _report_error(out: Any, message: str, code: int, details: dict[str, Any]) -> None:
+    if out.json_mode:
+        out.document({"error": message, "exit_code": code, **details})
+    else:
+        prefix = "NO-GO" if code == 2 and not message.startswith("NO-GO") else ""
+        out.error(f"gonogo: {prefix + ': ' if prefix else ''}{message}")
+
+
+def _crash_report(exc: BaseException) -> Path:
+    import tempfile
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = Path(tempfile.gettempdir()) / f"gonogo-crash-{stamp}.txt"
+    path.write_text(
+        f"gonogo {__version__}\nargv: {sys.argv}\n\n" + "".join(traceback.format_exception(exc))
+    )
+    return path
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Pieces several commands share: gate evaluation, verification, putting a release back."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gonogo.errors import DeployFailed, NoGo
+from gonogo.gates import engine
+from gonogo.gates.model import GateInput
+from gonogo.output import mark, short
+from gonogo.plan import Plan, Step
+
+if TYPE_CHECKING:
+    from gonogo.context import Context
+    from gonogo.executor import Run
+    from gonogo.gates.engine import GateReport
+    from gonogo.ledger.store import ReleaseRow
+    from gonogo.probes import VerifyResult
+    from gonogo.providers.base import Provider
+
+
+def evaluate_gates(
+    ctx: Context, command: str, env: str, *, sha: str | None = None, confirm: str | None = None
+) -> GateReport:
+    inp = GateInput(
+        root=ctx.root,
+        config=ctx.config,
+        env=env,
+        ledger=ctx.ledger,
+        environ=ctx.environ,
+        sha=sha,
+        confirm=confirm,
+    )
+    report = engine.for_command(command, inp)
+    for r in report.results:
+        ctx.out.line(f"  {mark(r.verdict)} {r.id:<14} {r.reason}")
+    return report
+
+
+def refuse(ctx: Context, run: Run, report: GateReport) -> NoGo:
+    """Record a refusal and build the exception that exits 2."""
+    ids = ", ".join(r.id for r in report.refusals())
+    first = report.refusals()[0]
+    run.record["gates"] = report.to_dict()
+    run.evidence.write_json("gates.json", report.to_dict())
+    return NoGo(
+        f"NO-GO ({ids}): {first.reason}; nothing was changed", details={"gates": report.to_dict()}
+    )
+
+
+def verify_step(ctx: Context, env: str, release: ReleaseRow) -> Step:
+    verify = ctx.config.verify_for(env)
+    names = ", ".join(p.name for p in verify.probes)
+    return Step(
+        "verify",
+        f"verify {release_label(release)}: probes {names} within {verify.deadline:g}s",
+        {"env": env, "version": release.version},
+    )
+
+
+def release_label(release: ReleaseRow | int) -> str:
+    return f"v{release}" if isinstance(release, int) else release.label
+
+
+def verify_live(
+    ctx: Context, run: Run, provider: Provider, env: str, release: ReleaseRow
+) -> VerifyResult:
+    from gonogo.probes import verify_probes
+
+    verify = ctx.config.verify_for(env)
+    context = {"sha": release.sha, "env": env, "version": release.label}
+    result = verify_probes(provider.base_url(env), verify, context, alive=provider.alive_check(env))
+    run.evidence.write_json(f"probes-{env}-{release.label}.json", result.to_dict())
+    run.log(f"verify {env} {release.label}: {result.reason}")
+    if result.ok:
+        ctx.ledger.mark_verified(env, release.version, actor=ctx.actor, run_id=run.id)
+    return result
+
+
+def execute(ctx: Context, run: Run, plan: Plan, provider: Provider, on_verify: Any = None) -> None:
+    """Perform a plan, printing each step; the verify step is delegated to on_verify."""
+    for step in plan.steps:
+        ctx.out.line(f"  ▸ {step.description}")
+        with run.step(step.action, step.description) as handle:
+            if step.action == "verify":
+                handle.detail.update(on_verify(step))
+            else:
+                handle.detail.update(provider.perform(step, run))
+            if handle.detail.get("ok") is False:
+                handle.status = "failed"
+
+
+def put_back(
+    ctx: Context,
+    run: Run,
+    provider: Provider,
+    env: str,
+    target: ReleaseRow,
+    current: ReleaseRow | None,
+) -> VerifyResult:
+    """Stop what runs now, start `target` again and verify it."""
+    from gonogo.providers.base import ActivateIntent
+
+    plan = provider.plan_activate(ActivateIntent(env, target, current))
+    result: dict[str, VerifyResult] = {}
+
+    def on_verify(step: Step) -> dict[str, Any]:
+        result["v"] = verify_live(ctx, run, provider, env, target)
+        return {"ok": result["v"].ok, "reason": result["v"].reason}
+
+    steps = (*plan.steps, verify_step(ctx, env, target))
+    execute(ctx, run, Plan(plan.command, env, steps), provider, on_verify)
+    return result["v"]
+
+
+def migrations_since_verified(ctx: Context, env: str, release: ReleaseRow) -> list[Any]:
+    since = release.verified_at or release.live_since or release.created_at
+    return [m for m in ctx.ledger.migrations_since(env, since) if m.status == "ok"]
+
+
+def halt_message(
+    ctx: Context, env: str, failed: ReleaseRow, previous: ReleaseRow, migs: list[Any], reason: str
+) -> DeployFailed:
+    ini = ctx.config.migrations.config if ctx.config.migrations else "alembic.ini"
+    first = migs[0]
+    revs = ", ".join(f"{m.from_revision or 'base'} → {m.to_revision}" for m in migs)
+    commands = [
+        f"gonogo status {env}",
+        f"python -m alembic -c {ini} downgrade {first.from_revision or 'base'}"
+        f"   # with {env}'s DATABASE_URL, only if the downgrade is safe",
+        f"gonogo rollback {env} --to {previous.label}",
+    ]
+    msg = (
+        f"{env} {failed.label} ({short(failed.sha)}) failed verification: {reason}. "
+        f"A migration ran since {previous.label} was last verified ({revs}), so gonogo did "
+        f"not roll the app back: {failed.label} is left as it is. To recover: "
+        + "; then ".join(f"`{c.split('   #')[0]}`" for c in commands)
+    )
+    return DeployFailed(
+        msg,
+        details={
+            "halted": True,
+            "recover": commands,
+            "failed": failed.label,
+            "previous": previous.label,
+        },
+    )

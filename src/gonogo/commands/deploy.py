@@ -1,0 +1,173 @@
+"""gonogo deploy ENV: gates → lock → artifact → release → verify, with automatic rollback.
+
+Deploy never runs migrations; `gonogo migrate ENV apply` is its own run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gonogo import gitrepo
+from gonogo.commands._common import (
+    evaluate_gates,
+    execute,
+    halt_message,
+    migrations_since_verified,
+    put_back,
+    refuse,
+    verify_live,
+    verify_step,
+)
+from gonogo.context import Context
+from gonogo.errors import EXIT_NOGO, DeployFailed
+from gonogo.executor import Run
+from gonogo.ledger.store import ReleaseRow
+from gonogo.output import short
+from gonogo.plan import Plan, Step
+from gonogo.providers.base import DeployIntent
+from gonogo.providers.registry import provider_for
+from gonogo.result import Result
+
+NOTE = "migrations are never part of deploy: run `gonogo migrate {env} apply` separately"
+
+
+def deploy(
+    ctx: Context,
+    env: str,
+    *,
+    ref: str | None = None,
+    dry_run: bool = False,
+    confirm: str | None = None,
+) -> Result:
+    cfg_env = ctx.env(env)
+    gitrepo.require_repo(ctx.root)
+    sha = gitrepo.resolve(ctx.root, ref or "HEAD")
+    provider = provider_for(ctx, env)
+    ctx.out.line(f"gonogo deploy {env} {short(sha)}{' (dry run)' if dry_run else ''}")
+    report = evaluate_gates(ctx, "deploy", env, sha=sha, confirm=confirm)
+
+    previous = ctx.ledger.live_release(env)
+    reuse = None
+    if cfg_env.promote_from:
+        upstream = ctx.ledger.verified_release_of(cfg_env.promote_from, sha)
+        reuse = upstream.artifact if upstream else None
+    version = ctx.ledger.next_release_version(env)
+    intent = DeployIntent(
+        env=env,
+        version=version,
+        sha=sha,
+        vars=dict(cfg_env.vars),
+        reuse_artifact=reuse,
+        reuse_from=cfg_env.promote_from,
+        previous=previous,
+    )
+    provider_plan = provider.plan_deploy(intent)
+    probe_names = ", ".join(p.name for p in ctx.config.verify_for(env).probes)
+    verify = Step(
+        "verify",
+        f"verify v{version}: probes {probe_names} within {ctx.config.verify_for(env).deadline:g}s",
+        {"env": env, "version": version},
+    )
+    plan = Plan("deploy", env, (*provider_plan.steps, verify), (NOTE.format(env=env),))
+    data: dict[str, Any] = {
+        "command": "deploy",
+        "env": env,
+        "sha": sha,
+        "release": f"v{version}",
+        "gates": report.to_dict(),
+        "plan": plan.to_dict(),
+    }
+
+    if dry_run:
+        for line in plan.render():
+            ctx.out.line(f"  {line}")
+        verdict = "GO" if report.go else "NO-GO"
+        code = 0 if report.go else EXIT_NOGO
+        return Result(
+            code,
+            f"dry run: {verdict}; nothing was changed",
+            {**data, "dry_run": True, "verdict": verdict},
+        )
+
+    with Run(ctx, "deploy", env, sha=sha, plan=plan, lock=report.go) as run:
+        data.update(run_id=run.id, evidence=run.evidence.folder)
+        run.record["gates"] = report.to_dict()
+        run.evidence.write_json("gates.json", report.to_dict())
+        if not report.go:
+            raise refuse(ctx, run, report)
+        outcome: dict[str, Any] = {}
+
+        def on_verify(step: Step) -> dict[str, Any]:
+            release = ctx.ledger.release(env, version)
+            assert release is not None
+            result = verify_live(ctx, run, provider, env, release)
+            outcome["verify"] = result
+            return {"ok": result.ok, "reason": result.reason, "rounds": result.rounds}
+
+        execute(ctx, run, plan, provider, on_verify)
+        result = outcome["verify"]
+        data["verification"] = result.to_dict()
+        release = ctx.ledger.release(env, version)
+        assert release is not None
+        data["artifact"] = release.artifact
+        if not result.ok:
+            data["rollback"] = _recover(ctx, run, provider, env, release, previous, result.reason)
+        summary = f"{env} v{version} ({short(sha)}) is live and verified: {result.reason}"
+        run.summary = summary
+    return Result(0, summary + f". Evidence: {run.evidence.folder}", data)
+
+
+def _recover(
+    ctx: Context,
+    run: Run,
+    provider: Any,
+    env: str,
+    failed: ReleaseRow,
+    previous: ReleaseRow | None,
+    reason: str,
+) -> dict[str, Any]:
+    """Verification failed: put the previous release back if that is safe, else halt."""
+    ctx.out.line(f"  ✘ v{failed.version} failed verification: {reason}")
+    if previous is None:
+        provider.stop(env)
+        ctx.ledger.set_release_state(
+            env, failed.version, "failed", actor=ctx.actor, run_id=run.id, reason=reason
+        )
+        raise DeployFailed(
+            f"{env} {failed.label} failed verification: {reason}. There is no "
+            f"earlier release to roll back to, so {env} is stopped; fix the "
+            f"release and deploy again"
+        )
+    migs = migrations_since_verified(ctx, env, previous)
+    if migs:
+        raise halt_message(ctx, env, failed, previous, migs, reason)
+    ctx.out.line(f"  ↺ rolling back {env} to {previous.label}")
+    back = put_back(ctx, run, provider, env, previous, failed)
+    ctx.ledger.set_release_state(
+        env, failed.version, "failed", actor=ctx.actor, run_id=run.id, reason=reason
+    )
+    info = {"to": previous.label, "ok": back.ok, "reason": back.reason}
+    ctx.ledger.record(
+        "rollback.automatic",
+        actor=ctx.actor,
+        env=env,
+        run_id=run.id,
+        payload={"from": failed.label, "to": previous.label, "ok": back.ok, "cause": reason},
+    )
+    run.record["rollback"] = info
+    if back.ok:
+        raise DeployFailed(
+            f"{env} {failed.label} ({short(failed.sha)}) failed verification: {reason}. "
+            f"Rolled back automatically: {previous.label} ({short(previous.sha)}) is live and "
+            f"verified again. Evidence: {run.evidence.folder}",
+            details={"rolled_back_to": previous.label, "failed": failed.label},
+        )
+    raise DeployFailed(
+        f"{env} {failed.label} failed verification ({reason}) and the rollback to "
+        f"{previous.label} failed verification too ({back.reason}); {env} is NOT healthy. "
+        f"Look at `gonogo status {env}` and the evidence in {run.evidence.folder}",
+        details={"rolled_back_to": previous.label, "failed": failed.label},
+    )
+
+
+__all__ = ["deploy", "verify_step"]

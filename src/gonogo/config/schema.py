@@ -1,0 +1,224 @@
+"""The gonogo.toml schema: one set of pydantic models for loading, validation and docs.
+
+Every model forbids unknown keys so a typo is an error, not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float:
+    """'150s', '2m', '500ms' or a bare number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("must be a duration such as '30s', '2m' or '500ms'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    else:
+        raise ValueError("must be a duration such as '30s', '2m' or '500ms'")
+    if seconds <= 0:
+        raise ValueError("must be greater than zero")
+    return seconds
+
+
+Duration = Annotated[float, Field(description="seconds; accepts '30s', '2m', '500ms'")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WorkOrder(Strict):
+    pattern: str = "WO-[0-9]+"
+    sources: list[Literal["branch", "commit", "pr"]] = ["branch", "commit", "pr"]
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"is not a valid regular expression ({exc})") from exc
+        return v
+
+
+class Project(Strict):
+    name: str = Field(min_length=1)
+    work_order: WorkOrder | None = None
+
+
+class ImageChecks(Strict):
+    user_not_root: bool = True
+    dirs: list[str] = []
+
+
+class Build(Strict):
+    dockerfile: str = "Dockerfile"
+    args: dict[str, str] = {}
+    image: ImageChecks = ImageChecks()
+
+
+class Test(Strict):
+    command: str = Field(min_length=1)
+
+
+class Migrations(Strict):
+    tool: Literal["alembic"] = "alembic"
+    config: str = "alembic.ini"
+
+
+class Publish(Strict):
+    repository: str
+    tags: list[str] = ["v{version}", "latest", "git-{sha}"]
+    platforms: list[str] = ["linux/amd64"]
+
+
+class Probe(Strict):
+    """One post-deploy check: status code, JSON fields equal to values, a cookie set."""
+
+    name: str = Field(min_length=1)
+    path: str
+    status: int = Field(default=200, ge=100, le=599)
+    json_fields: dict[str, Any] = Field(default={}, alias="json")
+    cookie: str | None = None
+    timeout: float = 5.0
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("must start with '/' (a path on the environment's URL)")
+        return v
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> float:
+        return parse_duration(v)
+
+
+def default_probes() -> list[Probe]:
+    """The playbook's §7 required checks."""
+    return [
+        Probe(name="health", path="/api/health", json={"status": "healthy"}),
+        Probe(name="csrf", path="/api/auth/csrf", cookie="csrf_token"),
+        Probe(name="version", path="/api/version", json={"gitSha": "{sha}"}),
+    ]
+
+
+class Verify(Strict):
+    deadline: Duration = 150.0
+    backoff_start: Duration = 0.1
+    backoff_max: Duration = 2.0
+    probes: list[Probe] = Field(default_factory=default_probes)
+
+    @field_validator("deadline", "backoff_start", "backoff_max", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> float:
+        return parse_duration(v)
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> Verify:
+        if self.backoff_start > self.backoff_max:
+            raise ValueError("backoff_start must not exceed backoff_max")
+        names = [p.name for p in self.probes]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"probe names must be unique (repeated: {', '.join(dupes)})")
+        return self
+
+
+class Guard(Strict):
+    """What must be true before a protected environment is touched."""
+
+    # Variables that must all be set to these exact values (the playbook's ALLOW_PROD=1 and
+    # deploy_guard.sh's ALLOW_PROD_DEPLOY=YES); `--confirm <app>` is the typed alternative.
+    vars: dict[str, str] = {"ALLOW_PROD": "1", "ALLOW_PROD_DEPLOY": "YES"}
+
+
+class Environment(Strict):
+    provider: Literal["local", "heroku"] = "local"
+    app: str | None = None
+    url: str | None = None
+    port: int | None = Field(default=None, ge=1024, le=65535)
+    branches: list[str] = []
+    vars: dict[str, str] = {}
+    protected: bool = False
+    guard: Guard = Guard()
+    promote_from: str | None = None
+    verify: Verify | None = None
+
+    @model_validator(mode="after")
+    def _provider_needs(self) -> Environment:
+        if self.provider == "local" and self.port is None and self.url is None:
+            raise ValueError("a local environment needs 'port' (the port its app listens on)")
+        if self.provider == "heroku" and not self.app:
+            raise ValueError("a heroku environment needs 'app' (the Heroku app name)")
+        return self
+
+
+class Config(Strict):
+    project: Project
+    build: Build = Build()
+    test: Test | None = None
+    migrations: Migrations | None = None
+    publish: Publish | None = None
+    verify: Verify = Field(default_factory=Verify)
+    environments: dict[str, Environment] = Field(min_length=1)
+
+    @field_validator("environments")
+    @classmethod
+    def _env_names(cls, v: dict[str, Environment]) -> dict[str, Environment]:
+        for name in v:
+            if not re.fullmatch(r"[a-z][a-z0-9_-]*", name):
+                raise ValueError(
+                    f"environment name {name!r} must be lower-case letters, digits, '-' or '_'"
+                )
+        return v
+
+    def verify_for(self, env: str) -> Verify:
+        own = self.environments[env].verify
+        return own if own is not None else self.verify
+
+    def env(self, name: str) -> Environment:
+        return self.environments[name]
+
+
+KeyPath = tuple[str | int, ...]
+
+
+def semantic_errors(cfg: Config) -> list[tuple[KeyPath, str]]:
+    """Problems that span several keys, each with the key path to blame."""
+    errors: list[tuple[KeyPath, str]] = []
+    ports: dict[int, str] = {}
+    known = ", ".join(sorted(cfg.environments))
+    for name, env in cfg.environments.items():
+        if env.promote_from is not None:
+            if env.promote_from == name:
+                errors.append((("environments", name, "promote_from"), "cannot name itself"))
+            elif env.promote_from not in cfg.environments:
+                errors.append(
+                    (
+                        ("environments", name, "promote_from"),
+                        f"unknown environment {env.promote_from!r} (known: {known})",
+                    )
+                )
+        if env.provider == "local" and env.port is not None:
+            if env.port in ports:
+                errors.append(
+                    (
+                        ("environments", name, "port"),
+                        f"{env.port} is already used by environments.{ports[env.port]}",
+                    )
+                )
+            ports[env.port] = name
+    return errors

@@ -1,0 +1,96 @@
+"""Context: what every command needs (config, ledger, output, environment), built once."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gonogo.errors import GonogoError
+from gonogo.output import Output
+
+if TYPE_CHECKING:
+    from gonogo.config.schema import Config, Environment
+    from gonogo.ledger import Ledger
+
+STATE_DIR = ".gonogo"
+
+
+@dataclass
+class Context:
+    root: Path
+    config: Config
+    config_path: Path
+    out: Output = field(default_factory=Output)
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    _ledger: Ledger | None = None
+    providers: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(
+        cls,
+        directory: Path | None = None,
+        *,
+        out: Output | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Context:
+        from gonogo.config import find_config, load_config
+
+        path = find_config((directory or Path.cwd()).resolve())
+        config = load_config(path)
+        return cls(
+            root=path.parent,
+            config=config,
+            config_path=path,
+            out=out or Output(),
+            environ=dict(os.environ) if environ is None else environ,
+        )
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            from gonogo.ledger import Ledger
+
+            self._ledger = Ledger.open(
+                self.environ.get("GONOGO_LEDGER_URL"), self.state_dir / "ledger.db"
+            )
+        return self._ledger
+
+    def close(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
+
+    def env(self, name: str) -> Environment:
+        try:
+            return self.config.environments[name]
+        except KeyError:
+            known = ", ".join(sorted(self.config.environments))
+            raise GonogoError(
+                f"unknown environment {name!r} in {self.config_path.name} (known: {known})"
+            ) from None
+
+    @property
+    def actor(self) -> str:
+        explicit = self.environ.get("GONOGO_ACTOR")
+        if explicit:
+            return explicit
+        from gonogo import gitrepo
+
+        name = gitrepo.config_value(self.root, "user.name")
+        email = gitrepo.config_value(self.root, "user.email")
+        if name and email:
+            return f"{name} <{email}>"
+        return name or email or getpass.getuser()
+
+    @property
+    def host(self) -> str:
+        return socket.gethostname()

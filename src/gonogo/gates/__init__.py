@@ -1,0 +1,1 @@
+"""Gates: named rules that read evidence, change nothing, and answer GO or NO-GO."""

@@ -1,0 +1,63 @@
+"""The Gate protocol and its result."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from gonogo.config.schema import Config
+    from gonogo.ledger import Ledger
+
+Verdict = Literal["GO", "NO-GO"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    file: str
+    line: int | None
+    message: str
+
+
+@dataclass(frozen=True)
+class GateResult:
+    id: str
+    verdict: Verdict
+    reason: str
+    evidence: str
+    findings: tuple[Finding, ...] = ()
+    duration_ms: float = 0.0
+
+    @property
+    def go(self) -> bool:
+        return self.verdict == "GO"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["findings"] = [asdict(f) for f in self.findings]
+        return data
+
+
+@dataclass(frozen=True)
+class GateInput:
+    """Everything a gate may read. Gates must not change any of it."""
+
+    root: Path
+    config: Config
+    env: str
+    ledger: Ledger
+    environ: Mapping[str, str]
+    sha: str | None = None
+    confirm: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Gate(Protocol):
+    id: str
+    overridable: bool
+
+    def applies(self, inp: GateInput) -> bool: ...
+
+    def evaluate(self, inp: GateInput) -> GateResult: ...

@@ -1,0 +1,71 @@
+"""Read-only questions to git about the project repository."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from gonogo.errors import GonogoError
+
+
+def _git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(root), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+    except FileNotFoundError as exc:
+        raise GonogoError("git is not installed or not on PATH; install git") from exc
+    if check and proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise GonogoError(
+            f"git {' '.join(args)} failed in {root}: "
+            f"{detail[-1] if detail else 'exit ' + str(proc.returncode)}"
+        )
+    return proc
+
+
+def require_repo(root: Path) -> None:
+    proc = _git(root, "rev-parse", "--is-inside-work-tree", check=False)
+    if proc.returncode != 0 or proc.stdout.strip() != "true":
+        raise GonogoError(
+            f"{root} is not a git repository; gonogo releases committed code "
+            "(run `git init` and commit first)"
+        )
+    if _git(root, "rev-parse", "--verify", "-q", "HEAD", check=False).returncode != 0:
+        raise GonogoError(f"{root}: the repository has no commits yet; commit your code first")
+
+
+def resolve(root: Path, ref: str = "HEAD") -> str:
+    proc = _git(root, "rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False)
+    if proc.returncode != 0:
+        raise GonogoError(f"{ref!r} is not a commit in {root}; give a branch, tag or SHA")
+    return proc.stdout.strip()
+
+
+def dirty_files(root: Path) -> list[str]:
+    """Tracked files with uncommitted changes (untracked files are never released)."""
+    out = _git(root, "status", "--porcelain", "--untracked-files=no").stdout
+    return [line[3:] for line in out.splitlines() if line.strip()]
+
+
+def branch(root: Path) -> str | None:
+    proc = _git(root, "symbolic-ref", "--short", "-q", "HEAD", check=False)
+    return proc.stdout.strip() or None
+
+
+def show(root: Path, sha: str, path: str) -> str | None:
+    proc = _git(root, "show", f"{sha}:{path}", check=False)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def archive(root: Path, sha: str, dest: Path) -> None:
+    _git(root, "archive", "--format=tar", f"--output={dest}", sha)
+
+
+def config_value(root: Path, key: str) -> str | None:
+    proc = _git(root, "config", "--get", key, check=False)
+    return proc.stdout.strip() or None

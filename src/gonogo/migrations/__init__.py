@@ -1,0 +1,1 @@
+"""Migrations: explicit, recorded, never a side effect of deploying."""

@@ -1,0 +1,64 @@
+"""The Provider protocol: turn intent into Plans, then perform their steps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from gonogo.plan import Plan, Step
+
+if TYPE_CHECKING:
+    from gonogo.executor import Run
+    from gonogo.ledger.store import ReleaseRow
+
+
+@dataclass(frozen=True)
+class DeployIntent:
+    env: str
+    version: int
+    sha: str
+    vars: dict[str, str]
+    reuse_artifact: str | None = None
+    reuse_from: str | None = None
+    previous: ReleaseRow | None = None
+
+
+@dataclass(frozen=True)
+class ActivateIntent:
+    """Put an existing release back (rollback)."""
+
+    env: str
+    target: ReleaseRow
+    current: ReleaseRow | None
+
+
+@dataclass
+class EnvStatus:
+    env: str
+    running: bool
+    pid: int | None = None
+    port: int | None = None
+    version: int | None = None
+    url: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Provider(Protocol):
+    name: str
+
+    def plan_deploy(self, intent: DeployIntent) -> Plan: ...
+
+    def plan_activate(self, intent: ActivateIntent) -> Plan: ...
+
+    def plan_migrate(self, env: str, release: ReleaseRow) -> Plan: ...
+
+    def perform(self, step: Step, run: Run) -> dict[str, Any]: ...
+
+    def base_url(self, env: str) -> str: ...
+
+    def alive_check(self, env: str) -> Callable[[], bool | str] | None: ...
+
+    def status(self, env: str) -> EnvStatus: ...
+
+    def stop(self, env: str) -> str: ...

@@ -1,0 +1,148 @@
+"""Shared fixtures: a real git repository of the example app, and the real CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_APP = REPO_ROOT / "examples" / "webapp"
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test Author",
+    "GIT_AUTHOR_EMAIL": "author@example.invalid",
+    "GIT_COMMITTER_NAME": "Test Author",
+    "GIT_COMMITTER_EMAIL": "author@example.invalid",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def config_text(staging_port: int, production_port: int, *, deadline: str = "15s",
+                staging_vars: str = "", production_vars: str = "") -> str:
+    return f"""\
+[project]
+name = "webapp-test"
+
+[migrations]
+config = "alembic.ini"
+
+[verify]
+deadline = "{deadline}"
+
+[environments.staging]
+provider = "local"
+port = {staging_port}
+vars = {{ NODE_ENV = "staging"{", " + staging_vars if staging_vars else ""} }}
+
+[environments.production]
+provider = "local"
+port = {production_port}
+vars = {{ NODE_ENV = "production"{", " + production_vars if production_vars else ""} }}
+protected = true
+promote_from = "staging"
+"""
+
+
+@dataclass
+class Project:
+    """A git repository of the example app with a gonogo.toml, driven through the real CLI."""
+
+    root: Path
+    staging_port: int
+    production_port: int
+    base_env: dict[str, str] = field(default_factory=dict)
+
+    def gonogo(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120,
+               check: int | None = None) -> subprocess.CompletedProcess[str]:
+        environ = {**self.base_env, **(env or {})}
+        proc = subprocess.run(
+            [sys.executable, "-m", "gonogo", *args], cwd=self.root, env=environ,
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
+        if check is not None and proc.returncode != check:
+            raise AssertionError(
+                f"gonogo {' '.join(args)} exited {proc.returncode}, expected {check}\n"
+                f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+            )
+        return proc
+
+    def json(self, *args: str, env: dict[str, str] | None = None,
+             check: int | None = None) -> dict[str, object]:
+        proc = self.gonogo(*args, "--json", env=env, check=check)
+        data: dict[str, object] = json.loads(proc.stdout)
+        return data
+
+    def git(self, *args: str) -> str:
+        proc = subprocess.run(["git", "-C", str(self.root), *args], capture_output=True,
+                              text=True, check=True, env={**os.environ, **GIT_ENV})
+        return proc.stdout.strip()
+
+    def head(self) -> str:
+        return self.git("rev-parse", "HEAD")
+
+    def write_config(self, text: str, *, commit: bool = True) -> None:
+        (self.root / "gonogo.toml").write_text(text)
+        if commit:
+            self.commit("update gonogo.toml")
+
+    def set_vars(self, staging_vars: str = "", production_vars: str = "",
+                 deadline: str = "15s") -> None:
+        self.write_config(config_text(self.staging_port, self.production_port,
+                                      deadline=deadline, staging_vars=staging_vars,
+                                      production_vars=production_vars))
+
+    def commit(self, message: str) -> str:
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "-m", message)
+        return self.head()
+
+    def proc_info(self, env: str) -> dict[str, object] | None:
+        path = self.root / ".gonogo" / "local" / env / "proc.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def stop_all(self) -> None:
+        for env in ("staging", "production"):
+            info = self.proc_info(env)
+            if info is None:
+                continue
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(int(info["pid"]), signal.SIGKILL)  # type: ignore[call-overload]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Project]:
+    root = tmp_path / "app"
+    shutil.copytree(EXAMPLE_APP, root,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.db", ".venv"))
+    (root / ".gitignore").write_text(".gonogo/\n__pycache__/\n*.db\n")
+    staging_port, production_port = free_port(), free_port()
+    while production_port == staging_port:
+        production_port = free_port()
+    base_env = {k: v for k, v in os.environ.items()
+                if not k.startswith(("ALLOW_PROD", "GONOGO_", "WEBAPP_"))}
+    base_env.update(GIT_ENV)
+    base_env["GONOGO_ACTOR"] = "tester"
+    proj = Project(root, staging_port, production_port, base_env)
+    (root / "gonogo.toml").write_text(config_text(staging_port, production_port))
+    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)
+    proj.commit("WO-1: example app")
+    try:
+        yield proj
+    finally:
+        proj.stop_all()
