@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from gonogo import __version__
 
@@ -23,8 +23,16 @@ if TYPE_CHECKING:
 Handler = Callable[["Context", argparse.Namespace], "Result"]
 
 
-def _common(json_opt: bool = True) -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error; here 2 means NO-GO, so usage errors exit 1."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
+def _common(json_opt: bool = True) -> _Parser:
+    parent = _Parser(add_help=False)
     parent.add_argument(
         "-C",
         "--dir",
@@ -40,8 +48,8 @@ def _common(json_opt: bool = True) -> argparse.ArgumentParser:
     return parent
 
 
-def _mutating() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+def _mutating() -> _Parser:
+    parent = _Parser(add_help=False)
     parent.add_argument(
         "--dry-run", action="store_true", help="print the plan and gate verdicts; change nothing"
     )
@@ -107,8 +115,8 @@ def _h_config_validate(ctx: Context, a: argparse.Namespace) -> Result:
     return validate(ctx)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> _Parser:
+    parser = _Parser(
         prog="gonogo",
         description="Release playbook as enforced, recorded GO/NO-GO gates.",
         epilog="exit codes: 0 GO/done, 1 usage or config error, 2 NO-GO (nothing changed), "

@@ -38,6 +38,12 @@ class NoGo(GonogoError):
     exit_code = EXIT_NOGO
 
 
+class Interrupted(GonogoError):
+    """Ctrl-C or SIGTERM: the run is recorded as interrupted and its lock released. Exit 130."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
 class DeployFailed(GonogoError):
     """Failed after changes began; the message says what state was left. Exit 3."""
 

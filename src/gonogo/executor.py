@@ -25,6 +25,7 @@ from gonogo.errors import (
     EXIT_INTERRUPTED,
     DeployFailed,
     GonogoError,
+    Interrupted,
     NoGo,
 )
 from gonogo.evidence import Evidence, Redactor
@@ -76,6 +77,7 @@ class Run:
         self.record: dict[str, Any] = {}
         self.artifact: str | None = None
         self._step_idx = 0
+        self._interrupted_step: str | None = None
         self._steps: list[dict[str, Any]] = []
         self._old_sigterm: Any = None
 
@@ -127,7 +129,9 @@ class Run:
                     self.finish(
                         "interrupted",
                         EXIT_INTERRUPTED,
-                        f"interrupted during {self._current_step() or 'setup'}",
+                        f"interrupted during {self._interrupted_step or 'setup'}"
+                        if self._interrupted_step or not self._step_idx
+                        else f"interrupted after step {self._step_idx}",
                     )
                 elif isinstance(exc, NoGo):
                     self.finish("refused", exc.exit_code, exc.message)
@@ -144,6 +148,17 @@ class Run:
             if self._old_sigterm is not None:
                 signal.signal(signal.SIGTERM, self._old_sigterm)
                 self._old_sigterm = None
+        if isinstance(exc, KeyboardInterrupt):
+            where = self._interrupted_step or (
+                f"after step {self._step_idx}" if self._step_idx else "setup"
+            )
+            env = f" {self.env}" if self.env else ""
+            raise Interrupted(
+                f"interrupted during {where}: run {self.id} is recorded as interrupted"
+                f"{' and its lock released' if self.wants_lock else ''}; "
+                f"check what was left with `gonogo status{env}`",
+                details={"run_id": self.id, "evidence": self._evidence_label()},
+            ) from exc
 
     def _evidence_label(self) -> str:
         try:
@@ -191,6 +206,8 @@ class Run:
         if self.finished:
             return
         self.finished = True
+        summary = self.evidence.redactor.text(summary)
+        details = self.evidence.redactor.data(details) if details else None
         self.status, self.exit_code, self.summary = status, exit_code, summary
         self.log(f"run {self.id} {status} (exit {exit_code}): {summary}")
         self.ctx.ledger.finish_run(
@@ -204,10 +221,6 @@ class Run:
         self.evidence.write_json("run.json", self.to_dict())
 
     # -- steps -------------------------------------------------------------------------
-
-    def _current_step(self) -> str | None:
-        running = [s for s in self._steps if s["status"] == "running"]
-        return running[-1]["description"] if running else None
 
     @contextmanager
     def step(self, action: str, description: str) -> Iterator[StepHandle]:
@@ -231,7 +244,10 @@ class Run:
         try:
             yield handle
         except BaseException as exc:
-            handle.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            handle.status = "failed"
+            if isinstance(exc, KeyboardInterrupt):
+                handle.status = "interrupted"
+                self._interrupted_step = f"step {self._step_idx} ({description})"
             handle.detail.setdefault("error", str(exc) or type(exc).__name__)
             raise
         finally:

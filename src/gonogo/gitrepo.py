@@ -48,8 +48,17 @@ def resolve(root: Path, ref: str = "HEAD") -> str:
 
 def dirty_files(root: Path) -> list[str]:
     """Tracked files with uncommitted changes (untracked files are never released)."""
-    out = _git(root, "status", "--porcelain", "--untracked-files=no").stdout
-    return [line[3:] for line in out.splitlines() if line.strip()]
+    out = _git(root, "status", "--porcelain", "-z", "--untracked-files=no").stdout
+    files: list[str] = []
+    entries = iter(out.split("\0"))
+    for entry in entries:
+        if len(entry) < 4:
+            continue
+        files.append(entry[3:])
+        if entry[0] in "RC":
+            # -z writes a rename as "R  new\0old": the old name follows as its own entry.
+            next(entries, None)
+    return files
 
 
 def branch(root: Path) -> str | None:

@@ -75,21 +75,50 @@ def spawn(
     return proc, ProcHandle(proc.pid, start_time(proc.pid))
 
 
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the group is still running (zombies do not count).
+
+    The local provider starts `sh -c CMD` as a group leader; the shell may exit at once on
+    SIGTERM while the server it started keeps the port, so the leader alone says too little.
+    """
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        # After the command name: state is field 3, the process group field 5.
+        if fields and len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
+
+
 def stop(handle: ProcHandle, *, grace: float = 10.0) -> str:
-    """SIGTERM the process group, then SIGKILL after `grace` seconds. Returns what happened."""
-    if not handle.alive():
+    """SIGTERM the process group, then SIGKILL it after `grace` seconds.
+
+    Returns "not running", "stopped" or "killed".
+    """
+    if not handle.alive() and handle.started is not None and pid_alive(handle.pid):
+        # The pid now belongs to another process: a recycled pid is never signalled.
+        return "not running"
+    if not group_alive(handle.pid):
         return "not running"
     _signal_group(handle.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         _reap(handle.pid)
-        if not handle.alive():
+        if not group_alive(handle.pid):
             return "stopped"
         time.sleep(0.05)
     _signal_group(handle.pid, signal.SIGKILL)
     for _ in range(100):
         _reap(handle.pid)
-        if not handle.alive():
+        if not group_alive(handle.pid):
             break
         time.sleep(0.02)
     return "killed"

@@ -337,7 +337,7 @@ def _error(directory: Path, text: str) -> ConfigError:
         pytest.param(
             MINIMAL + '\n[verify]\nprobes = [ { name = "h", path = "/h", status = "ok" } ]\n',
             "gonogo.toml:8 verify.probes.0.status: "
-            "Input should be a valid integer, unable to parse string as an integer",
+            "Input should be a valid integer",
             id="wrong-type-scalar",
         ),
         pytest.param(
@@ -624,3 +624,16 @@ def test_find_config_not_found(tmp_path: Path) -> None:
     assert info.value.message == (
         f"no gonogo.toml found in {start} or its parents; run `gonogo init` or cd into your project"
     )
+
+
+@pytest.mark.parametrize(
+    ("line", "path"),
+    [
+        ('port = "8001"', "environments.staging.port"),
+        ('protected = "yes"', "environments.staging.protected"),
+    ],
+)
+def test_strings_are_not_coerced(in_tmp: Path, line: str, path: str) -> None:
+    text = f'[project]\nname = "x"\n[environments.staging]\n{line}\nurl = "http://127.0.0.1:1"\n'
+    message = _error(in_tmp, text).message
+    assert message.startswith(f"gonogo.toml:4 {path}: Input should be a valid"), message

@@ -33,7 +33,7 @@ Duration = Annotated[float, Field(description="seconds; accepts '30s', '2m', '50
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class WorkOrder(Strict):
@@ -91,7 +91,7 @@ class Probe(Strict):
     cookie: str | None = None
     timeout: float = 5.0
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
     @field_validator("path")
     @classmethod
