@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from gonogo.ledger.store import ReleaseRow
     from gonogo.probes import VerifyResult
     from gonogo.providers.base import Provider
+    from gonogo.result import Result
 
 
 def evaluate_gates(
@@ -48,18 +49,28 @@ def refuse(ctx: Context, run: Run, report: GateReport) -> NoGo:
     )
 
 
-def verify_step(ctx: Context, env: str, release: ReleaseRow) -> Step:
+def dry_run_result(ctx: Context, plan: Plan, report: GateReport, data: dict[str, Any]) -> Result:
+    """Show what would happen; exit as the gates decide (0 GO, 2 NO-GO), change nothing."""
+    from gonogo.errors import EXIT_NOGO
+    from gonogo.result import Result
+
+    for line in plan.render():
+        ctx.out.line(f"  {line}")
+    return Result(
+        0 if report.go else EXIT_NOGO,
+        f"dry run: {report.verdict}; nothing was changed",
+        {**data, "dry_run": True, "verdict": report.verdict},
+    )
+
+
+def verify_step(ctx: Context, env: str, version: int) -> Step:
     verify = ctx.config.verify_for(env)
     names = ", ".join(p.name for p in verify.probes)
     return Step(
         "verify",
-        f"verify {release_label(release)}: probes {names} within {verify.deadline:g}s",
-        {"env": env, "version": release.version},
+        f"verify v{version}: probes {names} within {verify.deadline:g}s",
+        {"env": env, "version": version},
     )
-
-
-def release_label(release: ReleaseRow | int) -> str:
-    return f"v{release}" if isinstance(release, int) else release.label
 
 
 def verify_live(
@@ -108,7 +119,7 @@ def put_back(
         result["v"] = verify_live(ctx, run, provider, env, target)
         return {"ok": result["v"].ok, "reason": result["v"].reason}
 
-    steps = (*plan.steps, verify_step(ctx, env, target))
+    steps = (*plan.steps, verify_step(ctx, env, target.version))
     execute(ctx, run, Plan(plan.command, env, steps), provider, on_verify)
     return result["v"]
 

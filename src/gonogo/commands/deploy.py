@@ -9,6 +9,7 @@ from typing import Any
 
 from gonogo import gitrepo
 from gonogo.commands._common import (
+    dry_run_result,
     evaluate_gates,
     execute,
     halt_message,
@@ -19,7 +20,7 @@ from gonogo.commands._common import (
     verify_step,
 )
 from gonogo.context import Context
-from gonogo.errors import EXIT_NOGO, DeployFailed
+from gonogo.errors import DeployFailed
 from gonogo.executor import Run
 from gonogo.ledger.store import ReleaseRow
 from gonogo.output import short
@@ -62,13 +63,8 @@ def deploy(
         previous=previous,
     )
     provider_plan = provider.plan_deploy(intent)
-    probe_names = ", ".join(p.name for p in ctx.config.verify_for(env).probes)
-    verify = Step(
-        "verify",
-        f"verify v{version}: probes {probe_names} within {ctx.config.verify_for(env).deadline:g}s",
-        {"env": env, "version": version},
-    )
-    plan = Plan("deploy", env, (*provider_plan.steps, verify), (NOTE.format(env=env),))
+    steps = (*provider_plan.steps, verify_step(ctx, env, version))
+    plan = Plan("deploy", env, steps, (NOTE.format(env=env),))
     data: dict[str, Any] = {
         "command": "deploy",
         "env": env,
@@ -79,15 +75,7 @@ def deploy(
     }
 
     if dry_run:
-        for line in plan.render():
-            ctx.out.line(f"  {line}")
-        verdict = "GO" if report.go else "NO-GO"
-        code = 0 if report.go else EXIT_NOGO
-        return Result(
-            code,
-            f"dry run: {verdict}; nothing was changed",
-            {**data, "dry_run": True, "verdict": verdict},
-        )
+        return dry_run_result(ctx, plan, report, data)
 
     with Run(ctx, "deploy", env, sha=sha, plan=plan, lock=report.go) as run:
         data.update(run_id=run.id, evidence=run.evidence.folder)
@@ -170,4 +158,4 @@ def _recover(
     )
 
 
-__all__ = ["deploy", "verify_step"]
+__all__ = ["deploy"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gonogo.commands._common import evaluate_gates, execute, refuse
+from gonogo.commands._common import dry_run_result, evaluate_gates, execute, refuse
 from gonogo.context import Context
 from gonogo.errors import DeployFailed, GonogoError
 from gonogo.executor import Run
@@ -33,11 +33,7 @@ def apply(ctx: Context, env: str, *, dry_run: bool = False, confirm: str | None 
         "plan": plan.to_dict(),
     }
     if dry_run:
-        for line in plan.render():
-            ctx.out.line(f"  {line}")
-        return Result(
-            0 if report.go else 2, "dry run; nothing was changed", {**data, "dry_run": True}
-        )
+        return dry_run_result(ctx, plan, report, data)
     with Run(ctx, "migrate apply", env, sha=release.sha, plan=plan, lock=report.go) as run:
         data.update(run_id=run.id, evidence=str(run.evidence.folder))
         if not report.go:

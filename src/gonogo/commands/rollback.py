@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gonogo.commands._common import (
+    dry_run_result,
     evaluate_gates,
     migrations_since_verified,
     put_back,
@@ -89,11 +90,7 @@ def rollback(
         "warnings": warnings,
     }
     if dry_run:
-        for line in plan.render():
-            ctx.out.line(f"  {line}")
-        return Result(
-            0 if report.go else 2, "dry run; nothing was changed", {**data, "dry_run": True}
-        )
+        return dry_run_result(ctx, plan, report, data)
     with Run(ctx, "rollback", env, sha=target.sha, plan=plan, lock=report.go) as run:
         data.update(run_id=run.id, evidence=str(run.evidence.folder))
         run.record.update(gates=report.to_dict(), warnings=warnings)
