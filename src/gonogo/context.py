@@ -29,6 +29,8 @@ class Context:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     _ledger: Ledger | None = None
     providers: dict[str, Any] = field(default_factory=dict)
+    # Set by --dry-run: reading a ledger that does not exist yet must not create it.
+    dry_run: bool = False
 
     @classmethod
     def load(
@@ -59,6 +61,11 @@ class Context:
         if self._ledger is None:
             from gonogo.ledger import Ledger
 
+            path = self.state_dir / "ledger.db"
+            url = self.environ.get("GONOGO_LEDGER_URL")
+            if self.dry_run and not url and not path.exists():
+                self._ledger = Ledger.open("sqlite://", path)
+                return self._ledger
             self._ledger = Ledger.open(
                 self.environ.get("GONOGO_LEDGER_URL"), self.state_dir / "ledger.db"
             )

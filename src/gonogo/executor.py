@@ -136,7 +136,7 @@ class Run:
                 elif isinstance(exc, NoGo):
                     self.finish("refused", exc.exit_code, exc.message)
                 elif isinstance(exc, DeployFailed):
-                    self.finish("failed", EXIT_FAILED, exc.message)
+                    self.finish(str(exc.details.get("status", "failed")), EXIT_FAILED, exc.message)
                 elif isinstance(exc, GonogoError):
                     self.finish("failed", exc.exit_code, exc.message)
                 else:

@@ -844,6 +844,7 @@ def verify_probes(
     own_client = client is None
     http = client or httpx.Client(follow_redirects=False, trust_env=False)
     delay = verify.backoff_start
+    streak = 0
     try:
         while True:
             dead = _dead(alive)
@@ -881,16 +882,23 @@ def verify_probes(
                 if on_attempt is not None:
                     on_attempt(attempt)
                 round_ok = round_ok and attempt.ok
-            if round_ok:
+            # A flapping app passes one round by luck; it must pass `passes` rounds in a row.
+            streak = streak + 1 if round_ok else 0
+            if streak >= verify.passes:
                 elapsed = clock() - start
+                in_a_row = f" ({verify.passes} rounds in a row)" if verify.passes > 1 else ""
                 return finish(
                     True,
-                    f"all {_plural(len(probes), 'probe')} passed after "
+                    f"all {_plural(len(probes), 'probe')} passed{in_a_row} after "
                     f"{_plural(rounds, 'round')} in {elapsed:.1f}s",
                 )
             remaining = deadline_at - clock()
             if too_late(remaining):
                 return finish(False, deadline_reason())
+            if round_ok:
+                # Confirming a pass: ask again soon, without growing the backoff.
+                sleep(max(0.0, min(verify.backoff_start, remaining)))
+                continue
             wait = delay * rng.uniform(1.0 - JITTER, 1.0 + JITTER)
             sleep(max(0.0, min(wait, remaining)))
             delay = min(delay * 2.0, verify.backoff_max)

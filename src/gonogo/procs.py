@@ -98,7 +98,7 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
-def stop(handle: ProcHandle, *, grace: float = 10.0) -> str:
+def stop(handle: ProcHandle, *, grace: float = 5.0) -> str:
     """SIGTERM the process group, then SIGKILL it after `grace` seconds.
 
     Returns "not running", "stopped" or "killed".

@@ -24,7 +24,10 @@ def test_demo_runs_the_playbook_and_cleans_up(tmp_path: Path) -> None:
     workspace = tmp_path / "demo"
     proc = subprocess.run(
         [sys.executable, "-m", "gonogo", "demo", "--json", "--workspace", str(workspace)],
-        capture_output=True, text=True, timeout=180, check=False,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
@@ -61,7 +64,10 @@ def test_demo_refuses_a_non_empty_workspace(tmp_path: Path) -> None:
     (tmp_path / "something").write_text("x")
     proc = subprocess.run(
         [sys.executable, "-m", "gonogo", "demo", "--workspace", str(tmp_path)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 1
     assert "not empty" in proc.stderr

@@ -476,9 +476,20 @@ def fails_first(n_fail: int, ok: Reply, bad: Reply | None = None) -> Route:
 
 
 def vcfg(
-    *probe_list: Probe, deadline: float = 5.0, start: float = 0.02, cap: float = 0.1
+    *probe_list: Probe,
+    deadline: float = 5.0,
+    start: float = 0.02,
+    cap: float = 0.1,
+    passes: int = 1,
 ) -> Verify:
-    return Verify(deadline=deadline, backoff_start=start, backoff_max=cap, probes=list(probe_list))
+    """Single-pass by default so round counts stay easy to read; passes>1 is tested apart."""
+    return Verify(
+        deadline=deadline,
+        backoff_start=start,
+        backoff_max=cap,
+        probes=list(probe_list),
+        passes=passes,
+    )
 
 
 def csrf_reply(_n: int = 0) -> Reply:
@@ -929,3 +940,23 @@ def test_passed_client_is_not_closed_and_redirects_not_followed() -> None:
     client.close()
     assert not result.ok
     assert result.probes[0].reasons == ("status 301, expected 200 (redirect to /elsewhere)",)
+
+
+def test_a_flapping_app_is_not_verified(server: Server) -> None:
+    # Healthy on odd requests, 500 on even ones: one good round is luck, not health.
+    server.script.route(
+        "/api/health",
+        lambda n: Reply(200, {"status": "healthy"}) if n % 2 else Reply(500, {"status": "error"}),
+    )
+    result = verify_probes(server.url, vcfg(HEALTH, deadline=1.0, passes=2), {})
+    assert not result.ok
+    assert "status 500" in result.reason
+    assert result.rounds > 2
+
+
+def test_consecutive_passes_confirm_a_healthy_app(server: Server) -> None:
+    server.script.route("/api/health", Reply(200, {"status": "healthy"}))
+    result = verify_probes(server.url, vcfg(HEALTH, passes=3), {})
+    assert result.ok
+    assert result.rounds == 3
+    assert "3 rounds in a row" in result.reason

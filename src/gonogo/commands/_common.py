@@ -150,6 +150,7 @@ def halt_message(
     return DeployFailed(
         msg,
         details={
+            "status": "halted",
             "halted": True,
             "recover": commands,
             "failed": failed.label,

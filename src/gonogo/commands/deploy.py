@@ -40,6 +40,7 @@ def deploy(
     dry_run: bool = False,
     confirm: str | None = None,
 ) -> Result:
+    ctx.dry_run = dry_run
     cfg_env = ctx.env(env)
     gitrepo.require_repo(ctx.root)
     sha = gitrepo.resolve(ctx.root, ref or "HEAD")
@@ -47,7 +48,9 @@ def deploy(
     ctx.out.line(f"gonogo deploy {env} {short(sha)}{' (dry run)' if dry_run else ''}")
     report = evaluate_gates(ctx, "deploy", env, sha=sha, confirm=confirm)
 
-    previous = ctx.ledger.live_release(env)
+    # The release to fall back to is the last one known good, which is not always the live
+    # one: a halted deploy leaves an unverified release live.
+    previous = ctx.ledger.last_good_release(env)
     reuse = None
     if cfg_env.promote_from:
         upstream = ctx.ledger.verified_release_of(cfg_env.promote_from, sha)
@@ -148,7 +151,11 @@ def _recover(
             f"{env} {failed.label} ({short(failed.sha)}) failed verification: {reason}. "
             f"Rolled back automatically: {previous.label} ({short(previous.sha)}) is live and "
             f"verified again. Evidence: {run.evidence.folder}",
-            details={"rolled_back_to": previous.label, "failed": failed.label},
+            details={
+                "status": "rolled_back",
+                "rolled_back_to": previous.label,
+                "failed": failed.label,
+            },
         )
     raise DeployFailed(
         f"{env} {failed.label} failed verification ({reason}) and the rollback to "

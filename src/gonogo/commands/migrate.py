@@ -14,6 +14,7 @@ from gonogo.result import Result
 
 
 def apply(ctx: Context, env: str, *, dry_run: bool = False, confirm: str | None = None) -> Result:
+    ctx.dry_run = dry_run
     ctx.env(env)
     provider = provider_for(ctx, env)
     release = ctx.ledger.live_release(env)

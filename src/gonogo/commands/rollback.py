@@ -62,6 +62,7 @@ def rollback(
     dry_run: bool = False,
     confirm: str | None = None,
 ) -> Result:
+    ctx.dry_run = dry_run
     ctx.env(env)
     provider = provider_for(ctx, env)
     target, current = choose_target(ctx, env, to)

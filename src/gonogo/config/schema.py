@@ -119,6 +119,8 @@ class Verify(Strict):
     deadline: Duration = 150.0
     backoff_start: Duration = 0.1
     backoff_max: Duration = 2.0
+    # Consecutive passing rounds required, so an app that flaps is not declared healthy.
+    passes: int = Field(default=2, ge=1, le=20)
     probes: list[Probe] = Field(default_factory=default_probes)
 
     @field_validator("deadline", "backoff_start", "backoff_max", mode="before")

@@ -130,6 +130,8 @@ class Ledger:
 
     @classmethod
     def open(cls, url: str | None, default_path: Path) -> Ledger:
+        if url == "sqlite://":
+            return cls(create_engine(url), location="memory")
         if url:
             if url.startswith("sqlite:///"):
                 return cls(_sqlite_engine(Path(url.removeprefix("sqlite:///"))), location=url)
@@ -402,6 +404,16 @@ class Ledger:
                 return None
             held = LockRow(**row._mapping)
             conn.execute(env_locks.delete().where(env_locks.c.env == env))
+            # A run whose lock is cleared by hand never finished on its own: its process died.
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == held.run_id, runs.c.status == "running")
+                .values(
+                    status="interrupted",
+                    summary=f"never finished; its lock was cleared by {actor}: {reason}",
+                    finished_at=now_iso(),
+                )
+            )
             self._append(
                 conn,
                 "lock.forced",
@@ -543,6 +555,13 @@ class Ledger:
                 select(releases).where(releases.c.env == env, releases.c.state == "live")
             ).one_or_none()
         return ReleaseRow(**row._mapping) if row else None
+
+    def last_good_release(self, env: str) -> ReleaseRow | None:
+        """The newest release of env that passed verification and never failed it since."""
+        for rel in self.releases(env):
+            if rel.verified_at is not None and rel.state != "failed":
+                return rel
+        return None
 
     def verified_release_of(self, env: str, sha: str) -> ReleaseRow | None:
         """The newest release of `sha` in `env` that passed verification."""

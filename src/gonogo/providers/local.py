@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gonogo import gitrepo, procfile, procs
-from gonogo.errors import DeployFailed, GonogoError
+from gonogo.errors import DeployFailed, GonogoError, NoGo
 from gonogo.ledger.store import ArtifactRow, ReleaseRow, now_iso
 from gonogo.migrations import alembic
 from gonogo.plan import Plan, Step
@@ -118,6 +118,11 @@ class LocalProvider:
     def plan_deploy(self, intent: DeployIntent) -> Plan:
         env, version = intent.env, intent.version
         self._check_port(env)
+        if intent.reuse_artifact and not self.artifact_path(intent.reuse_artifact).is_file():
+            raise NoGo(
+                f"artifact {intent.reuse_artifact} verified on {intent.reuse_from} is gone from "
+                f"{self._rel(self.artifact_path(intent.reuse_artifact))}; nothing was changed"
+            )
         steps: list[Step] = []
         if intent.reuse_artifact:
             steps.append(
@@ -232,8 +237,9 @@ class LocalProvider:
         digest = params["digest"]
         path = self.artifact_path(digest)
         if not path.is_file() or "sha256:" + _sha256(path) != digest:
-            raise DeployFailed(
-                f"artifact {digest} is missing or altered at {self._rel(path)}; nothing was changed"
+            raise NoGo(
+                f"artifact {digest} is missing or altered at {self._rel(path)}; it is not the "
+                "artifact that was verified, so nothing was changed"
             )
         run.artifact = digest
         return {"digest": digest}

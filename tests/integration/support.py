@@ -1,0 +1,52 @@
+"""Helpers shared by the integration tests: process and ledger inspection from outside."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+
+def pid_alive(pid: int) -> bool:
+    """True if pid exists and is not a zombie (an exited process nobody reaped yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def group_alive(pgid: int) -> bool:
+    """True if any live (non-zombie) process is in process group pgid.
+
+    The app is started as `sh -c "uvicorn ..."` in its own session; the shell may go while
+    the server it started keeps running, so the leader's pid alone is not enough.
+    """
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
+
+
+def ledger_rows(project: Any, query: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    """Rows of the project's ledger; [] while the ledger or the table does not exist yet."""
+    path = project.root / ".gonogo" / "ledger.db"
+    if not path.exists():
+        return []
+    conn = sqlite3.connect(path, timeout=15)
+    conn.row_factory = sqlite3.Row
+    try:
+        return list(conn.execute(query, params))
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []
+        raise
+    finally:
+        conn.close()
