@@ -54,6 +54,14 @@ def _mutating() -> _Parser:
         "--dry-run", action="store_true", help="print the plan and gate verdicts; change nothing"
     )
     parent.add_argument(
+        "--override",
+        metavar="GATE",
+        action="append",
+        default=[],
+        help="pass this NO-GO gate (repeatable; needs --reason; prod-guard cannot be passed)",
+    )
+    parent.add_argument("--reason", help="why the override is needed (recorded in the ledger)")
+    parent.add_argument(
         "--confirm",
         metavar="APP",
         help="typed confirmation for a protected environment (its app name)",
@@ -64,7 +72,15 @@ def _mutating() -> _Parser:
 def _h_deploy(ctx: Context, a: argparse.Namespace) -> Result:
     from gonogo.commands.deploy import deploy
 
-    return deploy(ctx, a.env, ref=a.sha, dry_run=a.dry_run, confirm=a.confirm)
+    return deploy(
+        ctx,
+        a.env,
+        ref=a.sha,
+        dry_run=a.dry_run,
+        confirm=a.confirm,
+        override=a.override,
+        reason=a.reason,
+    )
 
 
 def _h_verify(ctx: Context, a: argparse.Namespace) -> Result:
@@ -76,13 +92,29 @@ def _h_verify(ctx: Context, a: argparse.Namespace) -> Result:
 def _h_rollback(ctx: Context, a: argparse.Namespace) -> Result:
     from gonogo.commands.rollback import rollback
 
-    return rollback(ctx, a.env, to=a.to, dry_run=a.dry_run, confirm=a.confirm)
+    return rollback(
+        ctx,
+        a.env,
+        to=a.to,
+        dry_run=a.dry_run,
+        confirm=a.confirm,
+        override=a.override,
+        reason=a.reason,
+    )
 
 
 def _h_migrate(ctx: Context, a: argparse.Namespace) -> Result:
     from gonogo.commands.migrate import apply
 
-    return apply(ctx, a.env, dry_run=a.dry_run, confirm=a.confirm)
+    return apply(
+        ctx, a.env, dry_run=a.dry_run, confirm=a.confirm, override=a.override, reason=a.reason
+    )
+
+
+def _h_check(ctx: Context, a: argparse.Namespace) -> Result:
+    from gonogo.commands.check import check
+
+    return check(ctx, a.env, ref=a.sha, gates=a.gate)
 
 
 def _h_status(ctx: Context, a: argparse.Namespace) -> Result:
@@ -134,6 +166,25 @@ def build_parser() -> _Parser:
     p.add_argument("env")
     p.add_argument("--sha", help="commit to release (default: HEAD)")
     p.set_defaults(handler=_h_deploy)
+
+    p = sub.add_parser(
+        "check",
+        parents=[common],
+        help="GO or NO-GO: every gate guarding ENV, as a checklist (changes nothing)",
+        description="Without a gonogo.toml, `check --gate migrations-explicit [PATH]` runs the "
+        "implicit-migration detector on PATH.",
+    )
+    p.add_argument(
+        "env",
+        nargs="?",
+        help="environment (or, with --gate migrations-explicit "
+        "and no gonogo.toml, a folder to scan)",
+    )
+    p.add_argument("--sha", help="commit to check (default: HEAD)")
+    p.add_argument(
+        "--gate", metavar="ID", action="append", default=[], help="run only this gate (repeatable)"
+    )
+    p.set_defaults(handler=_h_check)
 
     p = sub.add_parser("verify", parents=[common], help="run the post-deploy probes")
     p.add_argument("env")
@@ -230,6 +281,10 @@ def run(args: argparse.Namespace, out: Any) -> int:
             from gonogo.commands.demo import demo
 
             result = demo(out, workspace=args.workspace, keep=args.keep)
+        elif standalone_detector(args):
+            from gonogo.commands.check import check_detector
+
+            result = check_detector(out, Path(args.env or "."))
         else:
             from gonogo.context import Context
 
@@ -263,6 +318,21 @@ def run(args: argparse.Namespace, out: Any) -> int:
     elif result.message:
         out.line(result.message)
     return int(result.exit_code)
+
+
+def standalone_detector(args: argparse.Namespace) -> bool:
+    """`check --gate migrations-explicit [PATH]` where there is no gonogo.toml to load."""
+    if getattr(args, "command", None) != "check" or args.gate != ["migrations-explicit"]:
+        return False
+    from gonogo.config import find_config
+    from gonogo.errors import ConfigError
+
+    start = args.directory or (Path(args.env) if args.env and Path(args.env).is_dir() else None)
+    try:
+        find_config((start or Path.cwd()).resolve())
+    except ConfigError:
+        return True
+    return args.env is not None and Path(args.env).is_dir() and args.directory is None
 
 
 def _report_error(out: Any, message: str, code: int, details: dict[str, Any]) -> None:

@@ -58,17 +58,18 @@ class Context:
 
     @property
     def ledger(self) -> Ledger:
-        if self._ledger is None:
-            from gonogo.ledger import Ledger
+        from gonogo.ledger import Ledger
 
+        if self._ledger is not None and self._ledger.location == "memory" and not self.dry_run:
+            # A stand-in from an earlier dry run: real work needs the real ledger.
+            self.close()
+        if self._ledger is None:
             path = self.state_dir / "ledger.db"
             url = self.environ.get("GONOGO_LEDGER_URL")
             if self.dry_run and not url and not path.exists():
                 self._ledger = Ledger.open("sqlite://", path)
-                return self._ledger
-            self._ledger = Ledger.open(
-                self.environ.get("GONOGO_LEDGER_URL"), self.state_dir / "ledger.db"
-            )
+            else:
+                self._ledger = Ledger.open(url, path)
         return self._ledger
 
     def close(self) -> None:

@@ -28,6 +28,11 @@ def _git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
     return proc
 
 
+def is_repo(root: Path) -> bool:
+    proc = _git(root, "rev-parse", "--is-inside-work-tree", check=False)
+    return proc.returncode == 0 and proc.stdout.strip() == "true"
+
+
 def require_repo(root: Path) -> None:
     proc = _git(root, "rev-parse", "--is-inside-work-tree", check=False)
     if proc.returncode != 0 or proc.stdout.strip() != "true":
@@ -69,6 +74,13 @@ def branch(root: Path) -> str | None:
 def show(root: Path, sha: str, path: str) -> str | None:
     proc = _git(root, "show", f"{sha}:{path}", check=False)
     return proc.stdout if proc.returncode == 0 else None
+
+
+def commit_messages(root: Path, since: str | None, until: str, *, limit: int = 500) -> list[str]:
+    """Full messages of the commits in since..until (all of until's history without since)."""
+    span = f"{since}..{until}" if since else until
+    out = _git(root, "log", f"--max-count={limit}", "--format=%B%x00", span).stdout
+    return [m.strip() for m in out.split("\0") if m.strip()]
 
 
 def archive(root: Path, sha: str, dest: Path) -> None:

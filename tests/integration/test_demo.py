@@ -32,14 +32,14 @@ def test_demo_runs_the_playbook_and_cleans_up(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     titles = [s["title"] for s in doc["steps"]]
-    assert len(titles) == 8
+    assert len(titles) == 9
     assert all(s["ok"] for s in doc["steps"]), doc["steps"]
     codes = [s["exit_code"] for s in doc["steps"]]
-    assert codes == [0, 0, 0, 2, 0, 0, 0, 3]
-    assert "prod-guard" in doc["steps"][3]["message"]
-    assert "Rolled back automatically" in doc["steps"][7]["message"]
+    assert codes == [0, 0, 0, 0, 2, 0, 0, 0, 3]
+    assert "prod-guard" in doc["steps"][4]["message"]
+    assert "Rolled back automatically" in doc["steps"][8]["message"]
     # The human summary went to stderr, stdout is only the JSON document.
-    assert "✔ 1. Deploy staging" in proc.stderr
+    assert "✔ 2. Deploy staging" in proc.stderr
 
     # Every process the demo started is stopped (no --keep): both ports are free again.
     config = tomllib.loads((workspace / "gonogo.toml").read_text())

@@ -296,7 +296,7 @@ def _error(directory: Path, text: str) -> ConfigError:
         pytest.param(
             MINIMAL + "\n[bogus]\nx = 1\n",
             "gonogo.toml:7 bogus: unknown key "
-            "(allowed: project, build, test, migrations, publish, verify, environments)",
+            "(allowed: project, build, test, migrations, publish, verify, gates, environments)",
             id="unknown-top-level-key",
         ),
         pytest.param(
@@ -321,7 +321,7 @@ def _error(directory: Path, text: str) -> ConfigError:
         pytest.param(
             MINIMAL + 'typo = "x"\n',
             "gonogo.toml:6 environments.dev.typo: unknown key (allowed: provider, app, url, "
-            "port, branches, vars, protected, guard, promote_from, verify)",
+            "port, branches, vars, protected, guard, promote_from, verify, gates)",
             id="unknown-key-in-environment",
         ),
         pytest.param(
@@ -529,7 +529,7 @@ def test_every_problem_is_one_line_in_file_order(in_tmp: Path) -> None:
         "gonogo.toml:8 verify.probes.0.path: must start with '/' (a path on the environment's URL)",
         "gonogo.toml:8 verify.probes.0.status: Input should be less than or equal to 599",
         "gonogo.toml:13 environments.staging.portt: unknown key (allowed: provider, app, url, "
-        "port, branches, vars, protected, guard, promote_from, verify)",
+        "port, branches, vars, protected, guard, promote_from, verify, gates)",
     ]
     assert len(err.details["errors"]) == 6  # type: ignore[arg-type]
     for text in (err.message, str(err)):

@@ -145,7 +145,9 @@ def add_release(ledger: Ledger, env: str, sha: str, *, verified: bool) -> int:
 
 
 def test_registry_lists_the_builtin_gates() -> None:
-    assert set(REGISTRY) == {"clean-tree", "prod-guard", "promoted-from"}
+    from gonogo.config.schema import GATE_IDS
+
+    assert set(REGISTRY) == set(GATE_IDS)
     for gate_id, gate in REGISTRY.items():
         assert gate.id == gate_id
 
@@ -249,7 +251,9 @@ def test_promoted_from_not_applied_without_promote_from(repo, config, ledger) ->
     assert gate.applies(make_input(repo, config, ledger, "staging")) is False
     assert gate.applies(make_input(repo, config, ledger, "live")) is False
     assert gate.applies(make_input(repo, config, ledger, "production")) is True
-    report = engine.evaluate(["promoted-from"], make_input(repo, config, ledger, "staging"))
+    report = engine.evaluate(
+        [REGISTRY["promoted-from"]], make_input(repo, config, ledger, "staging")
+    )
     assert report.results == ()
     assert report.verdict == "GO"
 
@@ -357,24 +361,38 @@ def test_clean_tree_summarises_many_files(repo, config, ledger) -> None:
 
 
 def test_for_command_deploy_order_and_verdict(repo, config, ledger) -> None:
-    report = engine.for_command("deploy", make_input(repo, config, ledger, "production"))
-    assert [r.id for r in report.results] == ["clean-tree", "prod-guard", "promoted-from"]
-    assert [r.verdict for r in report.results] == ["GO", "NO-GO", "NO-GO"]
+    head = git(repo, "rev-parse", "HEAD")
+    report = engine.for_command("deploy", make_input(repo, config, ledger, "production", sha=head))
+    assert [r.id for r in report.results] == [
+        "clean-tree",
+        "migrations-explicit",
+        "rollback-feasible",
+        "promoted-from",
+        "prod-guard",
+    ]
+    assert [r.verdict for r in report.results] == ["GO", "GO", "GO", "NO-GO", "NO-GO"]
     assert report.go is False
     assert report.verdict == "NO-GO"
-    assert [r.id for r in report.refusals()] == ["prod-guard", "promoted-from"]
+    assert [r.id for r in report.refusals()] == ["promoted-from", "prod-guard"]
 
-    add_release(ledger, "staging", SHA, verified=True)
+    add_release(ledger, "staging", head, verified=True)
     report = engine.for_command(
-        "deploy", make_input(repo, config, ledger, "production", environ=GUARD_OK)
+        "deploy", make_input(repo, config, ledger, "production", environ=GUARD_OK, sha=head)
     )
     assert report.verdict == "GO"
     assert report.refusals() == []
 
 
 def test_for_command_skips_gates_that_do_not_apply(repo, config, ledger) -> None:
-    report = engine.for_command("deploy", make_input(repo, config, ledger, "staging"))
-    assert [r.id for r in report.results] == ["clean-tree", "prod-guard"]
+    head = git(repo, "rev-parse", "HEAD")
+    report = engine.for_command("deploy", make_input(repo, config, ledger, "staging", sha=head))
+    # No branches, work order, CI or blocker source configured: those gates do not apply.
+    assert [r.id for r in report.results] == [
+        "clean-tree",
+        "migrations-explicit",
+        "rollback-feasible",
+        "prod-guard",
+    ]
     assert report.verdict == "GO"
     for command in ("rollback", "migrate"):
         report = engine.for_command(command, make_input(repo, config, ledger, "production"))
@@ -398,7 +416,7 @@ def test_result_to_dict_shape(repo, config, ledger) -> None:
     assert set(data) == {"verdict", "gates"}
     assert data["verdict"] == "NO-GO"
     first = data["gates"][0]
-    assert set(first) == {"id", "verdict", "reason", "evidence", "findings", "duration_ms"}
+    assert set(first) >= {"id", "verdict", "reason", "evidence", "findings", "duration_ms"}
     assert first["id"] == "clean-tree"
     assert first["findings"] == [
         {"file": "app.py", "line": None, "message": first["findings"][0]["message"]}
@@ -423,6 +441,8 @@ def test_gate_result_to_dict_is_plain_json() -> None:
         "evidence": "what",
         "findings": [{"file": "a.py", "line": 3, "message": "bad"}],
         "duration_ms": 1.5,
+        "fix": "",
+        "override": None,
     }
     assert json.loads(json.dumps(data)) == data
 

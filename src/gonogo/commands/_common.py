@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from gonogo.errors import DeployFailed, NoGo
+from gonogo.errors import DeployFailed, GonogoError, NoGo
 from gonogo.gates import engine
-from gonogo.gates.model import GateInput
+from gonogo.gates.model import GateInput, Override
 from gonogo.output import mark, short
 from gonogo.plan import Plan, Step
 
@@ -20,10 +21,10 @@ if TYPE_CHECKING:
     from gonogo.result import Result
 
 
-def evaluate_gates(
-    ctx: Context, command: str, env: str, *, sha: str | None = None, confirm: str | None = None
-) -> GateReport:
-    inp = GateInput(
+def gate_input(
+    ctx: Context, env: str, command: str, *, sha: str | None = None, confirm: str | None = None
+) -> GateInput:
+    return GateInput(
         root=ctx.root,
         config=ctx.config,
         env=env,
@@ -31,21 +32,88 @@ def evaluate_gates(
         environ=ctx.environ,
         sha=sha,
         confirm=confirm,
+        command=command,
     )
-    report = engine.for_command(command, inp)
-    for r in report.results:
-        ctx.out.line(f"  {mark(r.verdict)} {r.id:<14} {r.reason}")
+
+
+def make_overrides(ctx: Context, gates: Sequence[str], reason: str | None) -> dict[str, Override]:
+    if not gates:
+        return {}
+    if not (reason or "").strip():
+        raise GonogoError('--override needs --reason "why" (it is recorded in the ledger)')
+    from gonogo.ledger.store import now_iso
+
+    return {g: Override(g, (reason or "").strip(), ctx.actor, now_iso()) for g in gates}
+
+
+def evaluate_gates(
+    ctx: Context,
+    command: str,
+    env: str,
+    *,
+    sha: str | None = None,
+    confirm: str | None = None,
+    overrides: Mapping[str, Override] | None = None,
+) -> GateReport:
+    inp = gate_input(ctx, env, command, sha=sha, confirm=confirm)
+    report = engine.for_command(command, inp, overrides)
+    print_gates(ctx, report)
     return report
+
+
+def print_gates(ctx: Context, report: GateReport, *, detail: bool = False) -> None:
+    width = max((len(r.id) for r in report.results), default=10) + 1
+    for r in report.results:
+        symbol = "!" if r.override else mark(r.verdict)
+        ctx.out.line(f"  {symbol} {r.id:<{width}} {r.reason}")
+        if r.override:
+            ctx.out.line(f"      NO-GO overridden by {r.override.by}: {r.override.reason}")
+        if not detail:
+            continue
+        ctx.out.line(f"      evidence: {r.evidence}")
+        if not r.go and r.fix:
+            ctx.out.line(f"      fix: {r.fix}")
+        for f in r.findings[:5] if not r.go else ():
+            where = f"{f.file}:{f.line}" if f.line else f.file
+            ctx.out.line(f"      - {where}: {f.message}")
+        if not r.go and len(r.findings) > 5:
+            ctx.out.line(f"      … and {len(r.findings) - 5} more (see --json)")
+
+
+def record_gates(ctx: Context, run: Run, report: GateReport) -> None:
+    """Gate verdicts into the run's evidence, and every override into the ledger."""
+    run.record["gates"] = report.to_dict()
+    run.evidence.write_json("gates.json", report.to_dict())
+    for r in report.results:
+        run.log(f"gate {r.id}: {r.verdict}{' (overridden)' if r.override else ''}: {r.reason}")
+    for r in report.results:
+        if r.override is None:
+            continue
+        ctx.ledger.record(
+            "gate.override",
+            actor=r.override.by,
+            env=run.env,
+            run_id=run.id,
+            payload={
+                "gate": r.id,
+                "reason": r.override.reason,
+                "at": r.override.at,
+                "command": run.command,
+                "sha": run.sha,
+                "refusal": r.reason,
+            },
+        )
 
 
 def refuse(ctx: Context, run: Run, report: GateReport) -> NoGo:
     """Record a refusal and build the exception that exits 2."""
     ids = ", ".join(r.id for r in report.refusals())
     first = report.refusals()[0]
-    run.record["gates"] = report.to_dict()
-    run.evidence.write_json("gates.json", report.to_dict())
+    record_gates(ctx, run, report)
+    fix = f" Fix: {first.fix}." if first.fix else ""
     return NoGo(
-        f"NO-GO ({ids}): {first.reason}; nothing was changed", details={"gates": report.to_dict()}
+        f"NO-GO ({ids}): {first.reason}; nothing was changed.{fix}",
+        details={"gates": report.to_dict()},
     )
 
 

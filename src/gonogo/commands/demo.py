@@ -29,6 +29,7 @@ CONFIG = """\
 # gonogo.toml written by `gonogo demo`: the playbook's two environments, run locally.
 [project]
 name = "webapp-demo"
+work_order = {{ pattern = "WO-[0-9]+" }}   # in-scope: every release names its work order
 
 [migrations]
 tool = "alembic"
@@ -45,11 +46,13 @@ probes = [
 [environments.staging]
 provider = "local"
 port = {staging_port}
+branches = ["main"]
 vars = {{ NODE_ENV = "staging" }}
 
 [environments.production]
 provider = "local"
 port = {production_port}
+branches = ["main"]
 vars = {{ NODE_ENV = "production", ENV = "prod" }}
 protected = true             # ALLOW_PROD=1 and ALLOW_PROD_DEPLOY=YES, or --confirm production
 promote_from = "staging"     # the same artifact must be verified on staging first
@@ -140,7 +143,7 @@ class DemoStep:
 
 
 def demo(out: Output, *, workspace: Path | None = None, keep: bool = False) -> Result:
-    from gonogo.commands import deploy, migrate, status, verify
+    from gonogo.commands import check, deploy, migrate, status, verify
     from gonogo.context import Context
 
     _check_requirements()
@@ -173,6 +176,12 @@ def demo(out: Output, *, workspace: Path | None = None, keep: bool = False) -> R
         return deploy.deploy(ctx, "staging")
 
     steps = [
+        DemoStep(
+            "Staging's gates, as a checklist",
+            "gonogo check staging",
+            0,
+            lambda: check.check(ctx, "staging"),
+        ),
         DemoStep(
             "Deploy staging", "gonogo deploy staging", 0, lambda: deploy.deploy(ctx, "staging")
         ),

@@ -5,6 +5,7 @@ Deploy never runs migrations; `gonogo migrate ENV apply` is its own run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from gonogo import gitrepo
@@ -13,8 +14,10 @@ from gonogo.commands._common import (
     evaluate_gates,
     execute,
     halt_message,
+    make_overrides,
     migrations_since_verified,
     put_back,
+    record_gates,
     refuse,
     verify_live,
     verify_step,
@@ -39,6 +42,8 @@ def deploy(
     ref: str | None = None,
     dry_run: bool = False,
     confirm: str | None = None,
+    override: Sequence[str] = (),
+    reason: str | None = None,
 ) -> Result:
     ctx.dry_run = dry_run
     cfg_env = ctx.env(env)
@@ -46,7 +51,8 @@ def deploy(
     sha = gitrepo.resolve(ctx.root, ref or "HEAD")
     provider = provider_for(ctx, env)
     ctx.out.line(f"gonogo deploy {env} {short(sha)}{' (dry run)' if dry_run else ''}")
-    report = evaluate_gates(ctx, "deploy", env, sha=sha, confirm=confirm)
+    overrides = make_overrides(ctx, override, reason)
+    report = evaluate_gates(ctx, "deploy", env, sha=sha, confirm=confirm, overrides=overrides)
 
     # The release to fall back to is the last one known good, which is not always the live
     # one: a halted deploy leaves an unverified release live.
@@ -82,10 +88,9 @@ def deploy(
 
     with Run(ctx, "deploy", env, sha=sha, plan=plan, lock=report.go) as run:
         data.update(run_id=run.id, evidence=run.evidence.folder)
-        run.record["gates"] = report.to_dict()
-        run.evidence.write_json("gates.json", report.to_dict())
         if not report.go:
             raise refuse(ctx, run, report)
+        record_gates(ctx, run, report)
         outcome: dict[str, Any] = {}
 
         def on_verify(step: Step) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from gonogo.context import Context
@@ -48,10 +49,31 @@ def history(ctx: Context, env: str, *, limit: int = 20) -> Result:
             f"  {rel['release']:<5} {short(rel['sha'])} {rel['state']:<8} {verified:<10} "
             f"{str(rel['created_at'])[:19]}  {rel['artifact'][:19]}"
         )
+    overrides = [
+        {**json.loads(e["payload"]), "by": e["actor"], "run_id": e["run_id"], "ts": e["ts"]}
+        for e in reversed(ctx.ledger.events(kind="gate.override", env=env))
+    ]
+    if overrides:
+        ctx.out.line(f"{env}: gate overrides (newest first)")
+        for ov in overrides:
+            ctx.out.line(
+                f"  {ov['ts'][:19]} {ov['gate']} passed by {ov['by']} for {ov['command']} "
+                f"{short(ov.get('sha'))}: {ov['reason']} (it said: {ov['refusal']})"
+            )
     ctx.out.line(f"{env}: runs (newest first)")
     for row in rows:
         ctx.out.line(
             f"  {row['started_at'][:19]} {row['command']:<14} {row['status']:<12} "
             f"{short(row['sha'])} {row['actor']}: {row['summary'] or ''}"
         )
-    return Result(0, "", {"command": "history", "env": env, "runs": rows, "releases": rels})
+    return Result(
+        0,
+        "",
+        {
+            "command": "history",
+            "env": env,
+            "runs": rows,
+            "releases": rels,
+            "overrides": overrides,
+        },
+    )

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from gonogo.commands._common import dry_run_result, evaluate_gates, execute, refuse
+from gonogo.commands._common import (
+    dry_run_result,
+    evaluate_gates,
+    execute,
+    make_overrides,
+    record_gates,
+    refuse,
+)
 from gonogo.context import Context
 from gonogo.errors import DeployFailed, GonogoError
 from gonogo.executor import Run
@@ -13,7 +21,15 @@ from gonogo.providers.registry import provider_for
 from gonogo.result import Result
 
 
-def apply(ctx: Context, env: str, *, dry_run: bool = False, confirm: str | None = None) -> Result:
+def apply(
+    ctx: Context,
+    env: str,
+    *,
+    dry_run: bool = False,
+    confirm: str | None = None,
+    override: Sequence[str] = (),
+    reason: str | None = None,
+) -> Result:
     ctx.dry_run = dry_run
     ctx.env(env)
     provider = provider_for(ctx, env)
@@ -24,7 +40,10 @@ def apply(ctx: Context, env: str, *, dry_run: bool = False, confirm: str | None 
             f"code, so run `gonogo deploy {env}` first"
         )
     ctx.out.line(f"gonogo migrate {env} apply ({release.label}){' (dry run)' if dry_run else ''}")
-    report = evaluate_gates(ctx, "migrate", env, sha=release.sha, confirm=confirm)
+    overrides = make_overrides(ctx, override, reason)
+    report = evaluate_gates(
+        ctx, "migrate", env, sha=release.sha, confirm=confirm, overrides=overrides
+    )
     plan = provider.plan_migrate(env, release)
     data: dict[str, Any] = {
         "command": "migrate apply",
@@ -39,6 +58,7 @@ def apply(ctx: Context, env: str, *, dry_run: bool = False, confirm: str | None 
         data.update(run_id=run.id, evidence=str(run.evidence.folder))
         if not report.go:
             raise refuse(ctx, run, report)
+        record_gates(ctx, run, report)
         execute(ctx, run, plan, provider)
         detail = run.to_dict()["steps"][-1]["detail"]
         before, after = detail.get("before") or [], detail.get("after") or []

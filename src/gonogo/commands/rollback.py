@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from gonogo.commands._common import (
     dry_run_result,
     evaluate_gates,
+    make_overrides,
     migrations_since_verified,
     put_back,
+    record_gates,
     refuse,
 )
 from gonogo.context import Context
@@ -61,6 +64,8 @@ def rollback(
     to: str | None = None,
     dry_run: bool = False,
     confirm: str | None = None,
+    override: Sequence[str] = (),
+    reason: str | None = None,
 ) -> Result:
     ctx.dry_run = dry_run
     ctx.env(env)
@@ -70,7 +75,10 @@ def rollback(
         f"gonogo rollback {env} → {target.label} ({short(target.sha)})"
         f"{' (dry run)' if dry_run else ''}"
     )
-    report = evaluate_gates(ctx, "rollback", env, sha=target.sha, confirm=confirm)
+    overrides = make_overrides(ctx, override, reason)
+    report = evaluate_gates(
+        ctx, "rollback", env, sha=target.sha, confirm=confirm, overrides=overrides
+    )
     plan = provider.plan_activate(ActivateIntent(env, target, current))
     migs = migrations_since_verified(ctx, env, target)
     warnings = [
@@ -94,9 +102,10 @@ def rollback(
         return dry_run_result(ctx, plan, report, data)
     with Run(ctx, "rollback", env, sha=target.sha, plan=plan, lock=report.go) as run:
         data.update(run_id=run.id, evidence=str(run.evidence.folder))
-        run.record.update(gates=report.to_dict(), warnings=warnings)
+        run.record["warnings"] = warnings
         if not report.go:
             raise refuse(ctx, run, report)
+        record_gates(ctx, run, report)
         result = put_back(ctx, run, provider, env, target, current)
         ctx.ledger.record(
             "rollback",

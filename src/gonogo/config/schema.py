@@ -147,6 +147,101 @@ class Guard(Strict):
     vars: dict[str, str] = {"ALLOW_PROD": "1", "ALLOW_PROD_DEPLOY": "YES"}
 
 
+GATE_IDS = (
+    "clean-tree",
+    "branch-allowed",
+    "in-scope",
+    "ci-passed",
+    "migrations-explicit",
+    "rollback-feasible",
+    "promoted-from",
+    "prod-guard",
+    "no-blockers",
+)
+
+
+class GitHubSource(Strict):
+    """Where a gate asks GitHub. The token is read from the named environment variable."""
+
+    repo: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+    token_env: str = "GITHUB_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+    api_url: str = "https://api.github.com"
+    timeout: Duration = 10.0
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> float:
+        return parse_duration(v)
+
+
+class CiPassed(Strict):
+    """CI succeeded for the exact SHA. Sources are asked in order; the first with a result
+    decides, and no result at all is NO-GO."""
+
+    sources: list[Literal["github", "ledger", "command"]] = ["github", "ledger", "command"]
+    github: GitHubSource | None = None
+    # A command that exits 0 when CI passed for {sha} (e.g. a script asking your CI server).
+    command: str | None = None
+    # Check runs / statuses that must be present and successful (default: all reported).
+    required: list[str] = []
+    timeout: Duration = 60.0
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> float:
+        return parse_duration(v)
+
+
+class NoBlockers(Strict):
+    """No open issue labelled as a blocker affects the change set."""
+
+    labels: list[str] = ["P0", "P1"]
+    github: GitHubSource | None = None
+    # A command that exits 0 when nothing blocks {sha} on {env}.
+    command: str | None = None
+    timeout: Duration = 60.0
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> float:
+        return parse_duration(v)
+
+
+class CustomGate(Strict):
+    """Any command as a gate: GO on exit 0, NO-GO otherwise (the playbook's plan-sync)."""
+
+    command: str = Field(min_length=1)
+    timeout: Duration = 300.0
+    # Which commands it guards.
+    guards: list[Literal["deploy", "migrate", "rollback", "publish"]] = ["deploy"]
+    description: str = ""
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> float:
+        return parse_duration(v)
+
+
+class Gates(Strict):
+    ci_passed: CiPassed | None = Field(default=None, alias="ci-passed")
+    no_blockers: NoBlockers | None = Field(default=None, alias="no-blockers")
+    custom: dict[str, CustomGate] = {}
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
+
+    @field_validator("custom")
+    @classmethod
+    def _custom_ids(cls, v: dict[str, CustomGate]) -> dict[str, CustomGate]:
+        for name in v:
+            if name in GATE_IDS:
+                raise ValueError(f"custom gate {name!r} has the name of a built-in gate")
+            if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
+                raise ValueError(
+                    f"custom gate name {name!r} must be lower-case letters, digits and '-'"
+                )
+        return v
+
+
 class Environment(Strict):
     provider: Literal["local", "heroku"] = "local"
     app: str | None = None
@@ -158,6 +253,9 @@ class Environment(Strict):
     guard: Guard = Guard()
     promote_from: str | None = None
     verify: Verify | None = None
+    # Gates that guard this environment; default: every built-in gate that applies, plus
+    # every configured custom gate. Listing them is how a gate is switched off.
+    gates: list[str] | None = None
 
     @model_validator(mode="after")
     def _provider_needs(self) -> Environment:
@@ -175,6 +273,7 @@ class Config(Strict):
     migrations: Migrations | None = None
     publish: Publish | None = None
     verify: Verify = Field(default_factory=Verify)
+    gates: Gates = Gates()
     environments: dict[str, Environment] = Field(min_length=1)
 
     @field_validator("environments")
@@ -213,6 +312,12 @@ def semantic_errors(cfg: Config) -> list[tuple[KeyPath, str]]:
                         ("environments", name, "promote_from"),
                         f"unknown environment {env.promote_from!r} (known: {known})",
                     )
+                )
+        for i, gate in enumerate(env.gates or []):
+            if gate not in GATE_IDS and gate not in cfg.gates.custom:
+                known = ", ".join([*GATE_IDS, *sorted(cfg.gates.custom)])
+                errors.append(
+                    (("environments", name, "gates", i), f"unknown gate {gate!r} (known: {known})")
                 )
         if env.provider == "local" and env.port is not None:
             if env.port in ports:

@@ -29,15 +29,33 @@ class GateResult:
     evidence: str
     findings: tuple[Finding, ...] = ()
     duration_ms: float = 0.0
+    # The command a person would run to turn this NO-GO into GO, when there is one.
+    fix: str = ""
+    # Set when a person passed this NO-GO with --override.
+    override: Override | None = None
 
     @property
     def go(self) -> bool:
         return self.verdict == "GO"
 
+    @property
+    def passes(self) -> bool:
+        """GO, or a NO-GO a person overrode."""
+        return self.go or self.override is not None
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["findings"] = [asdict(f) for f in self.findings]
+        data["override"] = asdict(self.override) if self.override else None
         return data
+
+
+@dataclass(frozen=True)
+class Override:
+    gate: str
+    reason: str
+    by: str
+    at: str
 
 
 @dataclass(frozen=True)
@@ -51,6 +69,8 @@ class GateInput:
     environ: Mapping[str, str]
     sha: str | None = None
     confirm: str | None = None
+    # The command being guarded ("check" when only asked).
+    command: str = "check"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -131,7 +131,13 @@ class Ledger:
     @classmethod
     def open(cls, url: str | None, default_path: Path) -> Ledger:
         if url == "sqlite://":
-            return cls(create_engine(url), location="memory")
+            # One shared connection, so gates evaluated in threads see the same database.
+            from sqlalchemy.pool import StaticPool
+
+            memory = create_engine(
+                url, poolclass=StaticPool, connect_args={"check_same_thread": False}
+            )
+            return cls(memory, location="memory")
         if url:
             if url.startswith("sqlite:///"):
                 return cls(_sqlite_engine(Path(url.removeprefix("sqlite:///"))), location=url)
@@ -189,10 +195,16 @@ class Ledger:
         with self.tx() as conn:
             return self._append(conn, kind, actor=actor, env=env, run_id=run_id, payload=payload)
 
-    def events(self, *, run_id: str | None = None) -> list[dict[str, Any]]:
+    def events(
+        self, *, run_id: str | None = None, kind: str | None = None, env: str | None = None
+    ) -> list[dict[str, Any]]:
         query = select(events).order_by(events.c.seq)
         if run_id is not None:
             query = query.where(events.c.run_id == run_id)
+        if kind is not None:
+            query = query.where(events.c.kind == kind)
+        if env is not None:
+            query = query.where(events.c.env == env)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 

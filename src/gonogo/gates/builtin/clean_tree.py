@@ -23,6 +23,7 @@ class CleanTree:
                 f"uncommitted changes to tracked files ({shown}); commit or stash them",
                 "git status --porcelain",
                 tuple(Finding(f, None, "modified, not committed") for f in dirty),
+                fix="git commit -am '...'  (or git stash)",
             )
         return GateResult(
             self.id, "GO", "no uncommitted changes to tracked files", "git status --porcelain"

@@ -46,6 +46,7 @@ class ProdGuard:
                 "NO-GO",
                 f"{inp.env} is protected: set {' '.join(wrong)} or pass --confirm {target}",
                 f"environment variables {', '.join(sorted(env.guard.vars))}",
+                fix=f"{names} gonogo {inp.command} {inp.env} (or --confirm {target})",
             )
         return GateResult(
             self.id,

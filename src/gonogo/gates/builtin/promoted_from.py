@@ -26,6 +26,7 @@ class PromotedFrom:
                 f"{inp.sha[:7]} has not been verified on {upstream}; "
                 f"run `gonogo deploy {upstream}` and let it verify first",
                 evidence,
+                fix=f"gonogo deploy {upstream} --sha {inp.sha[:12]}",
             )
         return GateResult(
             self.id,

@@ -1,0 +1,66 @@
+"""gonogo check ENV: every gate guarding ENV, as a checklist. Changes nothing.
+
+`gonogo check --gate migrations-explicit [PATH]` also works in a repository without a
+gonogo.toml, so a team can try the implicit-migration detector before adopting the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from gonogo import gitrepo
+from gonogo.commands._common import gate_input, print_gates
+from gonogo.context import Context
+from gonogo.errors import EXIT_NOGO
+from gonogo.gates import engine
+from gonogo.gates.engine import GateReport
+from gonogo.output import Output, short
+from gonogo.result import Result
+
+
+def _result(out: Output, report: GateReport, data: dict[str, object]) -> Result:
+    print_gates_to(out, report)
+    refused = report.refusals()
+    if refused:
+        ids = ", ".join(r.id for r in refused)
+        message = f"NO-GO: {len(refused)} of {len(report.results)} gate(s) refused ({ids})"
+    else:
+        message = f"GO: all {len(report.results)} gate(s) passed"
+    return Result(0 if report.go else EXIT_NOGO, message, {**data, **report.to_dict()})
+
+
+def print_gates_to(out: Output, report: GateReport) -> None:
+    print_gates(_OutOnly(out), report, detail=True)  # type: ignore[arg-type]
+
+
+class _OutOnly:
+    """print_gates needs only a context's `out`; check without a gonogo.toml has no context."""
+
+    def __init__(self, out: Output) -> None:
+        self.out = out
+
+
+def check(ctx: Context, env: str, *, ref: str | None = None, gates: Sequence[str] = ()) -> Result:
+    ctx.env(env)
+    gitrepo.require_repo(ctx.root)
+    sha = gitrepo.resolve(ctx.root, ref or "HEAD")
+    ctx.out.line(f"gonogo check {env} {short(sha)}")
+    was_dry_run, ctx.dry_run = ctx.dry_run, True  # a check reads the ledger, never creates it
+    try:
+        inp = gate_input(ctx, env, "check", sha=sha)
+        report = engine.evaluate(engine.select(ctx.config, env, "check", gates), inp)
+    finally:
+        ctx.dry_run = was_dry_run
+    return _result(ctx.out, report, {"command": "check", "env": env, "sha": sha})
+
+
+def check_detector(out: Output, path: Path) -> Result:
+    """The migrations-explicit gate alone, on any folder, no gonogo.toml needed."""
+    from gonogo.gates.builtin.migrations_explicit import scan_result
+
+    root = path.resolve()
+    out.line(f"gonogo check --gate migrations-explicit {root}")
+    result = scan_result(root, None)
+    report = GateReport((result,))
+    return _result(out, report, {"command": "check", "env": None, "path": str(root)})

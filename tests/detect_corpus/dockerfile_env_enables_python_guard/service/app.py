@@ -1,0 +1,10 @@
+import os
+
+from alembic import command
+from alembic.config import Config
+from fastapi import FastAPI
+
+app = FastAPI()
+
+if os.environ.get("RUN_MIGRATIONS") == "1":
+    command.upgrade(Config("alembic.ini"), "head")

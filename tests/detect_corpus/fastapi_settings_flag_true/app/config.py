@@ -1,0 +1,9 @@
+from pydantic_settings import BaseSettings
+
+
+class Settings(BaseSettings):
+    database_url: str = "sqlite:///app.db"
+    AUTO_MIGRATE: bool = True
+
+
+settings = Settings()

@@ -1,0 +1,3 @@
+# runs before every dyno
+export FLASK_APP=app
+flask db upgrade

@@ -1,0 +1,4 @@
+#!/bin/sh
+set -e
+echo "Running release tasks"
+alembic upgrade head

@@ -1,0 +1,6 @@
+#!/bin/bash
+set -e
+for f in migrations/*.sql; do
+  echo "applying $f"
+done
+psql "$DATABASE_URL" < migrations/all.sql

@@ -1,0 +1,5 @@
+log() { echo "[release] $*"; }
+
+run_migrations() {
+  python manage.py migrate --noinput
+}

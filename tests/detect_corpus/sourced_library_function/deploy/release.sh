@@ -1,0 +1,5 @@
+#!/bin/sh
+set -e
+. ./deploy/lib.sh
+log "release starting"
+run_migrations
