@@ -826,10 +826,14 @@ def verify_probes(
         dead = _dead(alive)
         if dead is not None:
             return _exit_reason(dead, clock() - start)
-        return (
-            f"deadline {verify.deadline:g}s passed after {_plural(rounds, 'round')}: "
-            f"{_failing_summary(list(outcomes.values()))}"
-        )
+        failing = _failing_summary(list(outcomes.values()))
+        if all(o.ok for o in outcomes.values()) and last_failure:
+            # The latest round passed, but not `passes` in a row: say what failed in between.
+            failing = (
+                f"passed {streak} round(s) in a row, {verify.passes} needed; "
+                f"it last failed with {last_failure}"
+            )
+        return f"deadline {verify.deadline:g}s passed after {_plural(rounds, 'round')}: {failing}"
 
     if not probes:
         return finish(False, "no probes configured: nothing to verify")
@@ -845,6 +849,7 @@ def verify_probes(
     http = client or httpx.Client(follow_redirects=False, trust_env=False)
     delay = verify.backoff_start
     streak = 0
+    last_failure = ""
     try:
         while True:
             dead = _dead(alive)
@@ -884,6 +889,8 @@ def verify_probes(
                 round_ok = round_ok and attempt.ok
             # A flapping app passes one round by luck; it must pass `passes` rounds in a row.
             streak = streak + 1 if round_ok else 0
+            if not round_ok:
+                last_failure = _failing_summary(list(outcomes.values()))
             if streak >= verify.passes:
                 elapsed = clock() - start
                 in_a_row = f" ({verify.passes} rounds in a row)" if verify.passes > 1 else ""

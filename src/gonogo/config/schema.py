@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -29,7 +29,11 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
-Duration = Annotated[float, Field(description="seconds; accepts '30s', '2m', '500ms'")]
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    Field(description="seconds; accepts '30s', '2m', '500ms'"),
+]
 
 
 class Strict(BaseModel):
@@ -89,7 +93,7 @@ class Probe(Strict):
     status: int = Field(default=200, ge=100, le=599)
     json_fields: dict[str, Any] = Field(default={}, alias="json")
     cookie: str | None = None
-    timeout: float = 5.0
+    timeout: Duration = 5.0
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
@@ -99,11 +103,6 @@ class Probe(Strict):
         if not v.startswith("/"):
             raise ValueError("must start with '/' (a path on the environment's URL)")
         return v
-
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _duration(cls, v: object) -> float:
-        return parse_duration(v)
 
 
 def default_probes() -> list[Probe]:
@@ -122,11 +121,6 @@ class Verify(Strict):
     # Consecutive passing rounds required, so an app that flaps is not declared healthy.
     passes: int = Field(default=2, ge=1, le=20)
     probes: list[Probe] = Field(default_factory=default_probes)
-
-    @field_validator("deadline", "backoff_start", "backoff_max", mode="before")
-    @classmethod
-    def _duration(cls, v: object) -> float:
-        return parse_duration(v)
 
     @model_validator(mode="after")
     def _backoff_order(self) -> Verify:
@@ -168,11 +162,6 @@ class GitHubSource(Strict):
     api_url: str = "https://api.github.com"
     timeout: Duration = 10.0
 
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _duration(cls, v: object) -> float:
-        return parse_duration(v)
-
 
 class CiPassed(Strict):
     """CI succeeded for the exact SHA. Sources are asked in order; the first with a result
@@ -186,11 +175,6 @@ class CiPassed(Strict):
     required: list[str] = []
     timeout: Duration = 60.0
 
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _duration(cls, v: object) -> float:
-        return parse_duration(v)
-
 
 class NoBlockers(Strict):
     """No open issue labelled as a blocker affects the change set."""
@@ -201,11 +185,6 @@ class NoBlockers(Strict):
     command: str | None = None
     timeout: Duration = 60.0
 
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _duration(cls, v: object) -> float:
-        return parse_duration(v)
-
 
 class CustomGate(Strict):
     """Any command as a gate: GO on exit 0, NO-GO otherwise (the playbook's plan-sync)."""
@@ -215,11 +194,6 @@ class CustomGate(Strict):
     # Which commands it guards.
     guards: list[Literal["deploy", "migrate", "rollback", "publish"]] = ["deploy"]
     description: str = ""
-
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _duration(cls, v: object) -> float:
-        return parse_duration(v)
 
 
 class Gates(Strict):

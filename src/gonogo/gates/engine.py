@@ -14,6 +14,7 @@ from typing import Any
 
 from gonogo.config.schema import GATE_IDS, Config
 from gonogo.errors import GonogoError
+from gonogo.evidence import Redactor
 from gonogo.gates.builtin import REGISTRY
 from gonogo.gates.model import Gate, GateInput, GateResult, Override
 
@@ -88,6 +89,13 @@ def select(config: Config, env: str, command: str, only: Sequence[str] = ()) -> 
     return [gates[g] for g in ids]
 
 
+def redactor_for(inp: GateInput) -> Redactor:
+    """Secrets a gate may have seen: secret-looking variables and the configured tokens."""
+    sources = [c.github for c in (inp.config.gates.ci_passed, inp.config.gates.no_blockers) if c]
+    tokens = [inp.environ.get(s.token_env, "") for s in sources if s is not None]
+    return Redactor.from_environ(inp.environ, tokens)
+
+
 def _timed(gate: Gate, inp: GateInput) -> GateResult:
     started = time.perf_counter()
     try:
@@ -101,7 +109,7 @@ def _timed(gate: Gate, inp: GateInput) -> GateResult:
             "gonogo",
         )
     elapsed = round((time.perf_counter() - started) * 1000, 1)
-    return replace(result, duration_ms=elapsed)
+    return replace(result.redacted(redactor_for(inp)), duration_ms=elapsed)
 
 
 def evaluate(

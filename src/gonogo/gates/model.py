@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from gonogo.config.schema import Config
+    from gonogo.evidence import Redactor
     from gonogo.ledger import Ledger
 
 Verdict = Literal["GO", "NO-GO"]
@@ -42,6 +43,17 @@ class GateResult:
     def passes(self) -> bool:
         """GO, or a NO-GO a person overrode."""
         return self.go or self.override is not None
+
+    def redacted(self, redactor: Redactor) -> GateResult:
+        """The same result with every known secret value replaced by <redacted>."""
+        text = redactor.text
+        return replace(
+            self,
+            reason=text(self.reason),
+            evidence=text(self.evidence),
+            fix=text(self.fix),
+            findings=tuple(Finding(text(f.file), f.line, text(f.message)) for f in self.findings),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

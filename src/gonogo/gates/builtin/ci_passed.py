@@ -18,12 +18,11 @@ falling back to a weaker source during an outage is how a red build gets release
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import httpx
 
 from gonogo.config.schema import CiPassed as CiPassedConfig
-from gonogo.evidence import Redactor
 from gonogo.gates.builtin.command_gate import describe, run_gate_command, substitute
 from gonogo.gates.model import Finding, GateInput, GateResult
 from gonogo.github import CheckRun, CombinedStatus, GitHub
@@ -248,18 +247,6 @@ SOURCES: dict[str, Callable[[GateInput, CiPassedConfig, str], Outcome]] = {
 }
 
 
-def _redacted(result: GateResult, redact: Redactor) -> GateResult:
-    return replace(
-        result,
-        reason=redact.text(result.reason),
-        evidence=redact.text(result.evidence),
-        fix=redact.text(result.fix),
-        findings=tuple(
-            Finding(redact.text(f.file), f.line, redact.text(f.message)) for f in result.findings
-        ),
-    )
-
-
 class CiPassed:
     id = GATE_ID
     overridable = True
@@ -270,11 +257,8 @@ class CiPassed:
     def evaluate(self, inp: GateInput) -> GateResult:
         cfg = inp.config.gates.ci_passed
         assert cfg is not None
-        extra = []
-        if cfg.github is not None and inp.environ.get(cfg.github.token_env):
-            extra.append(inp.environ[cfg.github.token_env])
-        redact = Redactor.from_environ(inp.environ, extra)
-        return _redacted(self._evaluate(inp, cfg), redact)
+        # The engine redacts every result, the GitHub token included.
+        return self._evaluate(inp, cfg)
 
     def _evaluate(self, inp: GateInput, cfg: CiPassedConfig) -> GateResult:
         if not inp.sha:

@@ -14,12 +14,9 @@ Evidence that cannot be read (no token, API down, malformed response) is NO-GO.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import httpx
 
 from gonogo.config.schema import NoBlockers as NoBlockersConfig
-from gonogo.evidence import Redactor
 from gonogo.gates.builtin.command_gate import describe, run_gate_command, substitute
 from gonogo.gates.model import Finding, GateInput, GateResult
 from gonogo.github import GitHub, Issue
@@ -106,21 +103,8 @@ class NoBlockers:
     def evaluate(self, inp: GateInput) -> GateResult:
         cfg = inp.config.gates.no_blockers
         assert cfg is not None
-        extra = []
-        if cfg.github is not None and inp.environ.get(cfg.github.token_env):
-            extra.append(inp.environ[cfg.github.token_env])
-        redact = Redactor.from_environ(inp.environ, extra)
-        result = self._evaluate(inp, cfg)
-        return replace(
-            result,
-            reason=redact.text(result.reason),
-            evidence=redact.text(result.evidence),
-            fix=redact.text(result.fix),
-            findings=tuple(
-                Finding(redact.text(f.file), f.line, redact.text(f.message))
-                for f in result.findings
-            ),
-        )
+        # The engine redacts every result, the GitHub token included.
+        return self._evaluate(inp, cfg)
 
     def _evaluate(self, inp: GateInput, cfg: NoBlockersConfig) -> GateResult:
         results: list[GateResult] = []
