@@ -111,6 +111,12 @@ def _h_migrate(ctx: Context, a: argparse.Namespace) -> Result:
     )
 
 
+def _h_approve(ctx: Context, a: argparse.Namespace) -> Result:
+    from gonogo.commands.migrate import approve
+
+    return approve(ctx, a.env, by=a.by, note=a.note)
+
+
 def _h_check(ctx: Context, a: argparse.Namespace) -> Result:
     from gonogo.commands.check import check
 
@@ -208,6 +214,13 @@ def build_parser() -> _Parser:
     )
     pa.add_argument("env")
     pa.set_defaults(handler=_h_migrate)
+    pp = msub.add_parser(
+        "approve", parents=[common], help="approve exactly the SQL `apply` would run now"
+    )
+    pp.add_argument("env")
+    pp.add_argument("--by", help="who approves (default: git user / GONOGO_ACTOR)")
+    pp.add_argument("--note", default="", help="why, ticket, reviewer notes")
+    pp.set_defaults(handler=_h_approve)
 
     p = sub.add_parser("status", parents=[common], help="live release, process and health")
     p.add_argument("env", nargs="?")
@@ -249,12 +262,8 @@ def build_parser() -> _Parser:
 
 def _normalise(argv: list[str]) -> list[str]:
     """Accept `migrate ENV apply` (the playbook's word order) as well as `migrate apply ENV`."""
-    if (
-        len(argv) >= 3
-        and argv[0] == "migrate"
-        and argv[2] in {"apply"}
-        and argv[1] not in {"apply"}
-    ):
+    actions = {"apply", "approve"}
+    if len(argv) >= 3 and argv[0] == "migrate" and argv[2] in actions and argv[1] not in actions:
         return [argv[0], argv[2], argv[1], *argv[3:]]
     return argv
 

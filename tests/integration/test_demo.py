@@ -32,12 +32,12 @@ def test_demo_runs_the_playbook_and_cleans_up(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     titles = [s["title"] for s in doc["steps"]]
-    assert len(titles) == 9
+    assert len(titles) == 11
     assert all(s["ok"] for s in doc["steps"]), doc["steps"]
     codes = [s["exit_code"] for s in doc["steps"]]
-    assert codes == [0, 0, 0, 0, 2, 0, 0, 0, 3]
-    assert "prod-guard" in doc["steps"][4]["message"]
-    assert "Rolled back automatically" in doc["steps"][8]["message"]
+    assert codes == [0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 3]
+    assert "prod-guard" in doc["steps"][5]["message"]
+    assert "Rolled back automatically" in doc["steps"][10]["message"]
     # The human summary went to stderr, stdout is only the JSON document.
     assert "✔ 2. Deploy staging" in proc.stderr
 

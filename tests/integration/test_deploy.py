@@ -391,6 +391,17 @@ def test_deploy_never_migrates_and_migrate_apply_is_its_own_run(project: Any) ->
     code, body = http_json(project.staging_port, "/api/notes")
     assert code == 503  # the schema is not there: deploy did not create it
 
+    # Not approved yet: refused, nothing applied.
+    refused = project.gonogo("migrate", "staging", "apply", check=2)
+    assert "migration-approved" in refused.stderr and "no approval" in refused.stderr
+    assert alembic_revisions(project) == []
+
+    dry = project.json("migrate", "staging", "apply", "--dry-run", check=2)
+    assert "CREATE TABLE notes" in dry["sql"]
+    approved = project.json("migrate", "staging", "approve", "--note", "reviewed", check=0)
+    assert approved["sql_sha256"] == dry["sql_sha256"]
+    assert (approved["from"], approved["to"]) == ("base", "0003_create_audit_log")
+
     doc = project.json("migrate", "staging", "apply", check=0)
     assert doc["before"] == []
     assert doc["after"] == ["0003_create_audit_log"]
@@ -401,6 +412,8 @@ def test_deploy_never_migrates_and_migrate_apply_is_its_own_run(project: Any) ->
     runs = history(project)["runs"]
     assert [(r["command"], r["status"]) for r in runs] == [
         ("migrate apply", "succeeded"),
+        ("migrate approve", "succeeded"),
+        ("migrate apply", "refused"),
         ("deploy", "succeeded"),
     ]
     applied = events(project, "migration.applied")
@@ -409,6 +422,7 @@ def test_deploy_never_migrates_and_migrate_apply_is_its_own_run(project: Any) ->
 
 def test_failed_deploy_after_a_migration_halts_instead_of_rolling_back(project: Any) -> None:
     project.json("deploy", "staging", check=0)
+    project.gonogo("migrate", "staging", "approve", check=0)
     project.gonogo("migrate", "staging", "apply", check=0)
     # No verify after the migration: v1 was last verified before it ran.
 
@@ -445,6 +459,7 @@ def test_failed_deploy_after_a_halt_still_halts(project: Any) -> None:
     """After a halt, the live release (v2) never passed verification and a migration ran
     since the last verified one (v1). A further failed deploy must not "roll back" to v2."""
     project.json("deploy", "staging", check=0)
+    project.gonogo("migrate", "staging", "approve", check=0)
     project.gonogo("migrate", "staging", "apply", check=0)
     project.set_vars(staging_vars='WEBAPP_HEALTH_500 = "1"', deadline="3s")
     project.gonogo("deploy", "staging", check=3)  # halted, v2 left as it is

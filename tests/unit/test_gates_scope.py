@@ -300,3 +300,110 @@ def test_a_gate_that_raises_is_no_go_not_a_crash(repo, config, ledger) -> None:
     (result,) = report.results
     assert result.verdict == "NO-GO"
     assert "RuntimeError: evidence store on fire" in result.reason
+
+
+# -- migration-approved -----------------------------------------------------------------
+
+
+def _pending(sql: str = "CREATE TABLE t (id INTEGER);\n", current: tuple[str, ...] = ()):
+    from gonogo.migrations.pending import PendingSql
+
+    return PendingSql(current=current, heads=("0002",), sql=sql)
+
+
+def _approve(ledger: Ledger, env: str, pending) -> None:  # type: ignore[no-untyped-def]
+    from gonogo.ledger.store import ApprovalRow
+
+    run_id = f"a-{env}-{pending.sha256[:8]}"
+    ledger.start_run(run_id, command="migrate approve", env=env, actor="t", host="h", pid=1)
+    ledger.add_approval(
+        ApprovalRow(
+            env=env,
+            run_id=run_id,
+            from_revision=pending.start,
+            to_revision=pending.target,
+            sql_sha256=pending.sha256,
+            approved_by="dba",
+            note="ok",
+            approved_at=now_iso(),
+        ),
+        actor="t",
+    )
+
+
+def test_migration_approved_only_applies_when_told_what_would_run(repo, config, ledger) -> None:
+    from gonogo.gates.builtin.migration_approved import MigrationApproved
+
+    assert not MigrationApproved().applies(inp(repo, config, ledger))
+    assert MigrationApproved().applies(inp(repo, config, ledger, extra={"pending_sql": _pending()}))
+
+
+def test_migration_approved_nothing_pending_is_go(repo, config, ledger) -> None:
+    from gonogo.gates.builtin.migration_approved import MigrationApproved
+    from gonogo.migrations.pending import PendingSql
+
+    at_head = PendingSql(current=("0002",), heads=("0002",), sql="")
+    result = MigrationApproved().evaluate(inp(repo, config, ledger, extra={"pending_sql": at_head}))
+    assert result.verdict == "GO" and "nothing pending" in result.reason
+
+
+def test_migration_approved_needs_an_approval_of_exactly_this_sql(repo, config, ledger) -> None:
+    from gonogo.gates.builtin.migration_approved import MigrationApproved
+
+    gate = MigrationApproved()
+    pending = _pending()
+    result = gate.evaluate(inp(repo, config, ledger, extra={"pending_sql": pending}))
+    assert result.verdict == "NO-GO" and "no approval" in result.reason
+    assert "migrate staging approve" in result.fix
+    # An approval of different SQL (the file changed after review) does not count.
+    _approve(ledger, "staging", _pending(sql="DROP TABLE t;\n"))
+    assert (
+        gate.evaluate(inp(repo, config, ledger, extra={"pending_sql": pending})).verdict == "NO-GO"
+    )
+    _approve(ledger, "staging", pending)
+    result = gate.evaluate(inp(repo, config, ledger, extra={"pending_sql": pending}))
+    assert result.verdict == "GO" and "approved by dba" in result.reason
+
+
+def test_migration_approved_requires_the_upstream_apply_first(tmp_path, ledger) -> None:
+    from gonogo.gates.builtin.migration_approved import MigrationApproved
+    from gonogo.ledger.store import MigrationRow
+
+    cfg = Config.model_validate(
+        {
+            "project": {"name": "x"},
+            "environments": {
+                "staging": {"port": 18301},
+                "production": {"port": 18302, "promote_from": "staging"},
+            },
+        }
+    )
+    pending = _pending()
+    _approve(ledger, "production", pending)
+    gate_input = GateInput(
+        root=tmp_path,
+        config=cfg,
+        env="production",
+        ledger=ledger,
+        environ={},
+        sha="0" * 40,
+        extra={"pending_sql": pending},
+    )
+    result = MigrationApproved().evaluate(gate_input)
+    assert result.verdict == "NO-GO" and "never applied on staging" in result.reason
+    ledger.start_run(
+        "m-staging", command="migrate apply", env="staging", actor="t", host="h", pid=1
+    )
+    ledger.record_migration(
+        MigrationRow(
+            env="staging",
+            run_id="m-staging",
+            from_revision=None,
+            to_revision="0002",
+            status="ok",
+            applied_at=now_iso(),
+            sql_sha256=pending.sha256,
+        ),
+        actor="t",
+    )
+    assert MigrationApproved().evaluate(gate_input).verdict == "GO"

@@ -22,7 +22,13 @@ if TYPE_CHECKING:
 
 
 def gate_input(
-    ctx: Context, env: str, command: str, *, sha: str | None = None, confirm: str | None = None
+    ctx: Context,
+    env: str,
+    command: str,
+    *,
+    sha: str | None = None,
+    confirm: str | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> GateInput:
     return GateInput(
         root=ctx.root,
@@ -33,6 +39,7 @@ def gate_input(
         sha=sha,
         confirm=confirm,
         command=command,
+        extra=dict(extra or {}),
     )
 
 
@@ -54,8 +61,9 @@ def evaluate_gates(
     sha: str | None = None,
     confirm: str | None = None,
     overrides: Mapping[str, Override] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> GateReport:
-    inp = gate_input(ctx, env, command, sha=sha, confirm=confirm)
+    inp = gate_input(ctx, env, command, sha=sha, confirm=confirm, extra=extra)
     report = engine.for_command(command, inp, overrides)
     print_gates(ctx, report)
     return report

@@ -48,11 +48,27 @@ def check(ctx: Context, env: str, *, ref: str | None = None, gates: Sequence[str
     ctx.out.line(f"gonogo check {env} {short(sha)}")
     was_dry_run, ctx.dry_run = ctx.dry_run, True  # a check reads the ledger, never creates it
     try:
-        inp = gate_input(ctx, env, "check", sha=sha)
+        inp = gate_input(ctx, env, "check", sha=sha, extra=_pending_migrations(ctx, env))
         report = engine.evaluate(engine.select(ctx.config, env, "check", gates), inp)
     finally:
         ctx.dry_run = was_dry_run
     return _result(ctx.out, report, {"command": "check", "env": env, "sha": sha})
+
+
+def _pending_migrations(ctx: Context, env: str) -> dict[str, object]:
+    """What `migrate apply` would run on env now, for the migration-approved gate."""
+    from gonogo.errors import GonogoError
+    from gonogo.migrations.pending import pending_sql
+    from gonogo.providers.registry import provider_for
+
+    release = ctx.ledger.live_release(env)
+    if release is None or ctx.config.migrations is None:
+        return {}
+    try:
+        target = provider_for(ctx, env).migration_target(env, release)
+        return {"pending_sql": pending_sql(target)}
+    except GonogoError as exc:
+        return {"pending_sql_error": exc.message}
 
 
 def check_detector(out: Output, path: Path) -> Result:

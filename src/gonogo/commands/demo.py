@@ -186,6 +186,12 @@ def demo(out: Output, *, workspace: Path | None = None, keep: bool = False) -> R
             "Deploy staging", "gonogo deploy staging", 0, lambda: deploy.deploy(ctx, "staging")
         ),
         DemoStep(
+            "Approve exactly the pending migration SQL for staging",
+            "gonogo migrate staging approve",
+            0,
+            lambda: migrate.approve(ctx, "staging", note="reviewed in the demo"),
+        ),
+        DemoStep(
             "Explicit migration on staging",
             "gonogo migrate staging apply",
             0,
@@ -208,6 +214,12 @@ def demo(out: Output, *, workspace: Path | None = None, keep: bool = False) -> R
             "ALLOW_PROD=1 ALLOW_PROD_DEPLOY=YES gonogo deploy production",
             0,
             with_guard(lambda: deploy.deploy(ctx, "production")),
+        ),
+        DemoStep(
+            "Approve the same SQL for production (it was applied on staging)",
+            "gonogo migrate production approve",
+            0,
+            lambda: migrate.approve(ctx, "production", note="same SQL as staging"),
         ),
         DemoStep(
             "Explicit migration on production",

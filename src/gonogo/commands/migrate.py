@@ -16,9 +16,66 @@ from gonogo.commands._common import (
 from gonogo.context import Context
 from gonogo.errors import DeployFailed, GonogoError
 from gonogo.executor import Run
-from gonogo.ledger.store import MigrationRow, now_iso
+from gonogo.ledger.store import ApprovalRow, MigrationRow, ReleaseRow, now_iso
+from gonogo.migrations.pending import pending_sql
+from gonogo.providers.base import Provider
 from gonogo.providers.registry import provider_for
 from gonogo.result import Result
+
+
+def _live(ctx: Context, env: str) -> tuple[Provider, ReleaseRow]:
+    ctx.env(env)
+    provider = provider_for(ctx, env)
+    release = ctx.ledger.live_release(env)
+    if release is None:
+        raise GonogoError(
+            f"{env} has no live release; migrations run with the live release's "
+            f"code, so run `gonogo deploy {env}` first"
+        )
+    return provider, release
+
+
+def approve(ctx: Context, env: str, *, by: str | None = None, note: str = "") -> Result:
+    """Record an approval of exactly the SQL `migrate apply` would run now."""
+    provider, release = _live(ctx, env)
+    pending = pending_sql(provider.migration_target(env, release))
+    data: dict[str, Any] = {
+        "command": "migrate approve",
+        "env": env,
+        "from": pending.start,
+        "to": pending.target,
+        "sql_sha256": pending.sha256,
+    }
+    if not pending.pending:
+        return Result(
+            0,
+            f"{env}'s database is at {pending.target}: nothing to approve",
+            {**data, "approved": False},
+        )
+    approver = by or ctx.actor
+    with Run(ctx, "migrate approve", env, sha=release.sha) as run:
+        run.evidence.write_text("migration.sql", pending.sql)
+        ctx.ledger.add_approval(
+            ApprovalRow(
+                env=env,
+                run_id=run.id,
+                from_revision=pending.start,
+                to_revision=pending.target,
+                sql_sha256=pending.sha256,
+                approved_by=approver,
+                note=note,
+                approved_at=now_iso(),
+            ),
+            actor=ctx.actor,
+        )
+        run.summary = (
+            f"approved {env} migration {pending.start} → {pending.target} "
+            f"(sql sha256 {pending.sha256[:12]}) by {approver}"
+        )
+        data.update(
+            run_id=run.id, evidence=str(run.evidence.folder), approved=True, by=approver, note=note
+        )
+    return Result(0, run.summary, data)
 
 
 def apply(
@@ -31,34 +88,40 @@ def apply(
     reason: str | None = None,
 ) -> Result:
     ctx.dry_run = dry_run
-    ctx.env(env)
-    provider = provider_for(ctx, env)
-    release = ctx.ledger.live_release(env)
-    if release is None:
-        raise GonogoError(
-            f"{env} has no live release; migrations run with the live release's "
-            f"code, so run `gonogo deploy {env}` first"
-        )
+    provider, release = _live(ctx, env)
     ctx.out.line(f"gonogo migrate {env} apply ({release.label}){' (dry run)' if dry_run else ''}")
+    pending = pending_sql(provider.migration_target(env, release))
     overrides = make_overrides(ctx, override, reason)
     report = evaluate_gates(
-        ctx, "migrate", env, sha=release.sha, confirm=confirm, overrides=overrides
+        ctx,
+        "migrate",
+        env,
+        sha=release.sha,
+        confirm=confirm,
+        overrides=overrides,
+        extra={"pending_sql": pending},
     )
     plan = provider.plan_migrate(env, release)
     data: dict[str, Any] = {
         "command": "migrate apply",
         "env": env,
         "release": release.label,
+        "from": pending.start,
+        "to": pending.target,
+        "sql_sha256": pending.sha256,
         "gates": report.to_dict(),
         "plan": plan.to_dict(),
     }
     if dry_run:
-        return dry_run_result(ctx, plan, report, data)
+        for line in pending.sql.splitlines():
+            ctx.out.line(f"    | {line}")
+        return dry_run_result(ctx, plan, report, {**data, "sql": pending.sql})
     with Run(ctx, "migrate apply", env, sha=release.sha, plan=plan, lock=report.go) as run:
         data.update(run_id=run.id, evidence=str(run.evidence.folder))
         if not report.go:
             raise refuse(ctx, run, report)
         record_gates(ctx, run, report)
+        run.evidence.write_text("migration.sql", pending.sql)
         execute(ctx, run, plan, provider)
         detail = run.to_dict()["steps"][-1]["detail"]
         before, after = detail.get("before") or [], detail.get("after") or []
@@ -71,6 +134,7 @@ def apply(
                 to_revision=",".join(after) or None,
                 status="ok" if ok else "failed",
                 applied_at=now_iso(),
+                sql_sha256=pending.sha256,
             ),
             actor=ctx.actor,
         )

@@ -147,6 +147,7 @@ GATE_IDS = (
     "in-scope",
     "ci-passed",
     "migrations-explicit",
+    "migration-approved",
     "rollback-feasible",
     "promoted-from",
     "prod-guard",

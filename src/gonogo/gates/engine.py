@@ -32,7 +32,7 @@ COMMAND_GATES: dict[str, tuple[str, ...]] = {
         "no-blockers",
     ),
     "rollback": ("prod-guard",),
-    "migrate": ("prod-guard",),
+    "migrate": ("prod-guard", "migration-approved"),
     "publish": ("ci-passed", "prod-guard"),
     "check": GATE_IDS,
 }

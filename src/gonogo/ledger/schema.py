@@ -96,7 +96,22 @@ migrations = Table(
     Column("to_revision", String(128)),
     # ok | failed
     Column("status", String(16), nullable=False),
+    Column("sql_sha256", String(64)),
     Column("applied_at", String(32), nullable=False),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("env", String(64), nullable=False),
+    Column("run_id", String(64), ForeignKey("runs.id"), nullable=False),
+    Column("from_revision", String(128), nullable=False),
+    Column("to_revision", String(128), nullable=False),
+    Column("sql_sha256", String(64), nullable=False),
+    Column("approved_by", String(255), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("approved_at", String(32), nullable=False),
 )
 
 env_locks = Table(

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gonogo.ledger import chain
 from gonogo.ledger.schema import (
+    approvals,
     artifacts,
     env_locks,
     events,
@@ -98,6 +99,19 @@ class MigrationRow:
     to_revision: str | None
     status: str
     applied_at: str
+    sql_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class ApprovalRow:
+    env: str
+    run_id: str
+    from_revision: str
+    to_revision: str
+    sql_sha256: str
+    approved_by: str
+    note: str
+    approved_at: str
 
 
 def _sqlite_engine(path: Path) -> Engine:
@@ -593,8 +607,58 @@ class Ledger:
                 actor=actor,
                 env=mig.env,
                 run_id=mig.run_id,
-                payload={"from": mig.from_revision, "to": mig.to_revision, "status": mig.status},
+                payload={
+                    "from": mig.from_revision,
+                    "to": mig.to_revision,
+                    "status": mig.status,
+                    "sql_sha256": mig.sql_sha256,
+                },
             )
+
+    def add_approval(self, row: ApprovalRow, *, actor: str) -> None:
+        with self.tx() as conn:
+            conn.execute(insert(approvals).values(**row.__dict__))
+            self._append(
+                conn,
+                "migration.approved",
+                actor=actor,
+                env=row.env,
+                run_id=row.run_id,
+                payload={
+                    "from": row.from_revision,
+                    "to": row.to_revision,
+                    "sql_sha256": row.sql_sha256,
+                    "by": row.approved_by,
+                    "note": row.note,
+                },
+            )
+
+    def approval_for(
+        self, env: str, from_revision: str, to_revision: str, sql_sha256: str
+    ) -> ApprovalRow | None:
+        query = (
+            select(approvals)
+            .where(
+                approvals.c.env == env,
+                approvals.c.from_revision == from_revision,
+                approvals.c.to_revision == to_revision,
+                approvals.c.sql_sha256 == sql_sha256,
+            )
+            .order_by(approvals.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).one_or_none()
+        if row is None:
+            return None
+        return ApprovalRow(**{k: v for k, v in row._mapping.items() if k != "id"})
+
+    def applied_sql(self, env: str, sql_sha256: str) -> MigrationRow | None:
+        """The newest successful apply of exactly this SQL on env."""
+        for mig in reversed(self.migrations_since(env, None)):
+            if mig.status == "ok" and mig.sql_sha256 == sql_sha256:
+                return mig
+        return None
 
     def migrations_since(self, env: str, since: str | None) -> list[MigrationRow]:
         query = select(migrations).where(migrations.c.env == env).order_by(migrations.c.id)

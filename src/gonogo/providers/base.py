@@ -11,6 +11,7 @@ from gonogo.plan import Plan, Step
 if TYPE_CHECKING:
     from gonogo.executor import Run
     from gonogo.ledger.store import ReleaseRow
+    from gonogo.migrations.pending import MigrationTarget
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class Provider(Protocol):
     def plan_migrate(self, env: str, release: ReleaseRow) -> Plan: ...
 
     def perform(self, step: Step, run: Run) -> dict[str, Any]: ...
+
+    def migration_target(self, env: str, release: ReleaseRow) -> MigrationTarget: ...
 
     def base_url(self, env: str) -> str: ...
 

@@ -25,6 +25,7 @@ from gonogo import gitrepo, procfile, procs
 from gonogo.errors import DeployFailed, GonogoError, NoGo
 from gonogo.ledger.store import ArtifactRow, ReleaseRow, now_iso
 from gonogo.migrations import alembic
+from gonogo.migrations.pending import MigrationTarget
 from gonogo.plan import Plan, Step
 from gonogo.providers.base import ActivateIntent, DeployIntent, EnvStatus
 
@@ -163,7 +164,7 @@ class LocalProvider:
         steps.append(self._start_step(intent.env, target.version, target.sha, target.vars))
         return Plan("rollback", intent.env, tuple(steps))
 
-    def plan_migrate(self, env: str, release: ReleaseRow) -> Plan:
+    def migration_target(self, env: str, release: ReleaseRow) -> MigrationTarget:
         config = self.ctx.config.migrations
         ini = config.config if config else "alembic.ini"
         rel_dir = self.release_dir(env, release.version)
@@ -172,6 +173,15 @@ class LocalProvider:
                 f"{env} {release.label} has no {ini}; set [migrations] config in "
                 f"{self.ctx.config_path.name}"
             )
+        return MigrationTarget(
+            cwd=rel_dir,
+            environ=self.process_env(env, release.version, release.sha, release.vars),
+            database_url=self.database_url(env),
+            ini=ini,
+        )
+
+    def plan_migrate(self, env: str, release: ReleaseRow) -> Plan:
+        ini = self.migration_target(env, release).ini
         return Plan(
             "migrate",
             env,

@@ -6,6 +6,7 @@ from gonogo.gates.builtin.branch_allowed import BranchAllowed
 from gonogo.gates.builtin.ci_passed import CiPassed
 from gonogo.gates.builtin.clean_tree import CleanTree
 from gonogo.gates.builtin.in_scope import InScope
+from gonogo.gates.builtin.migration_approved import MigrationApproved
 from gonogo.gates.builtin.migrations_explicit import MigrationsExplicit
 from gonogo.gates.builtin.no_blockers import NoBlockers
 from gonogo.gates.builtin.prod_guard import ProdGuard
@@ -21,6 +22,7 @@ REGISTRY: dict[str, Gate] = {
         InScope(),
         CiPassed(),
         MigrationsExplicit(),
+        MigrationApproved(),
         RollbackFeasible(),
         PromotedFrom(),
         ProdGuard(),
