@@ -221,6 +221,20 @@ def build_parser() -> _Parser:
     pp.add_argument("--by", help="who approves (default: git user / GONOGO_ACTOR)")
     pp.add_argument("--note", default="", help="why, ticket, reviewer notes")
     pp.set_defaults(handler=_h_approve)
+    pc = msub.add_parser(
+        "classify",
+        parents=[common],
+        help="every revision's rollback class (reversible, lossy, irreversible); "
+        "works without a gonogo.toml",
+    )
+    pc.add_argument(
+        "--alembic-ini",
+        type=Path,
+        default=None,
+        help="alembic.ini (default: [migrations].config, else ./alembic.ini)",
+    )
+    pc.add_argument("--dialect", default="sqlite", help="SQL dialect to render (default sqlite)")
+    pc.set_defaults(handler=None, classify=True)
 
     p = sub.add_parser("status", parents=[common], help="live release, process and health")
     p.add_argument("env", nargs="?")
@@ -278,7 +292,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from gonogo.output import Output
 
     out = Output(json_mode=getattr(args, "json", False))
-    return run(args, out)
+    try:
+        return run(args, out)
+    except BrokenPipeError:
+        # The reader (`| head`) went away; stop writing, quietly, like other CLI tools.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def run(args: argparse.Namespace, out: Any) -> int:
@@ -290,6 +311,10 @@ def run(args: argparse.Namespace, out: Any) -> int:
             from gonogo.commands.demo import demo
 
             result = demo(out, workspace=args.workspace, keep=args.keep)
+        elif getattr(args, "classify", False):
+            from gonogo.commands.migrate import classify
+
+            result = classify(out, args.alembic_ini, directory=args.directory, dialect=args.dialect)
         elif standalone_detector(args):
             from gonogo.commands.check import check_detector
 

@@ -165,3 +165,106 @@ def test_example_app_copy_is_safe_for_the_detector(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "migration_fixtures"
+
+
+def test_migrate_classify_without_a_gonogo_toml(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gonogo",
+            "migrate",
+            "classify",
+            "--json",
+            "--alembic-ini",
+            str(FIXTURES / "two_heads" / "alembic.ini"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert len(doc["heads"]) == 2
+    for rev in doc["revisions"]:
+        assert set(rev) >= {"revision", "down_revision", "class", "reason", "operations"}
+    assert "alembic merge" in doc["message"]
+
+
+def test_migrate_classify_uses_the_projects_alembic_ini(project: Any) -> None:
+    doc = project.json("migrate", "classify", check=0)
+    classes = {r["revision"]: r["class"] for r in doc["revisions"]}
+    assert classes == {
+        "0001_create_notes": "lossy",
+        "0002_add_notes_body": "lossy",
+        "0003_create_audit_log": "lossy",
+    }
+
+
+def test_migrate_classify_broken_revision_is_one_line_exit_1(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gonogo",
+            "migrate",
+            "classify",
+            "--alembic-ini",
+            str(FIXTURES / "missing_import" / "alembic.ini"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "m2_imports_app.py" in proc.stderr and "Traceback" not in proc.stderr
+
+
+IRREVERSIBLE = '''"""drop the audit log for good"""
+from alembic import op
+
+revision = "0004_drop_audit_log"
+down_revision = "0003_create_audit_log"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.drop_index("ix_audit_log_created_at", table_name="audit_log")
+    op.drop_table("audit_log")
+
+
+def downgrade() -> None:
+    raise NotImplementedError("the audit log is gone")
+'''
+
+
+def test_irreversible_migration_makes_rollback_infeasible(project: Any) -> None:
+    project.gonogo("deploy", "staging", check=0)
+    versions = project.root / "migrations" / "versions"
+    (versions / "0004_drop_audit_log.py").write_text(IRREVERSIBLE)
+    project.commit("WO-5: drop the audit log")
+    doc = project.json("check", "staging", "--gate", "rollback-feasible", check=2)
+    (gate,) = doc["gates"]
+    assert "0004_drop_audit_log cannot be undone" in gate["reason"]
+    assert gate["findings"][0]["file"] == "migrations/versions/0004_drop_audit_log.py"
+    refused = project.gonogo("deploy", "staging", check=2)
+    assert "rollback-feasible" in refused.stderr
+    # Documenting the recovery is an override with a reason, kept in the ledger.
+    project.gonogo(
+        "deploy",
+        "staging",
+        "--override",
+        "rollback-feasible",
+        "--reason",
+        "audit log archived to S3 first; restore from archive",
+        check=0,
+    )

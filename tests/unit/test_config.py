@@ -617,8 +617,8 @@ def test_find_config_relative_start(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_find_config_not_found(tmp_path: Path) -> None:
     start = tmp_path / "empty"
     start.mkdir()
-    if any((p / CONFIG_FILE).is_file() for p in start.parents):
-        pytest.skip("a gonogo.toml exists above the temporary directory")
+    # The temporary directory must have no gonogo.toml above it, or this test proves nothing.
+    assert not any((p / CONFIG_FILE).is_file() for p in start.parents)
     with pytest.raises(ConfigError) as info:
         find_config(start)
     assert info.value.message == (

@@ -43,6 +43,18 @@ def gate_input(
     )
 
 
+def database_state(ctx: Context, env: str) -> dict[str, Any]:
+    """The environment's migration revision, for gates that weigh pending migrations."""
+    if ctx.config.migrations is None:
+        return {}
+    from gonogo.providers.registry import provider_for
+
+    try:
+        return {"db_revisions": provider_for(ctx, env).database_revisions(env)}
+    except Exception as exc:  # an unreachable database is the gate's NO-GO, not a crash
+        return {"db_revisions_error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+
+
 def make_overrides(ctx: Context, gates: Sequence[str], reason: str | None) -> dict[str, Override]:
     if not gates:
         return {}

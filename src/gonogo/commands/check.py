@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gonogo import gitrepo
-from gonogo.commands._common import gate_input, print_gates
+from gonogo.commands._common import database_state, gate_input, print_gates
 from gonogo.context import Context
 from gonogo.errors import EXIT_NOGO
 from gonogo.gates import engine
@@ -48,7 +48,8 @@ def check(ctx: Context, env: str, *, ref: str | None = None, gates: Sequence[str
     ctx.out.line(f"gonogo check {env} {short(sha)}")
     was_dry_run, ctx.dry_run = ctx.dry_run, True  # a check reads the ledger, never creates it
     try:
-        inp = gate_input(ctx, env, "check", sha=sha, extra=_pending_migrations(ctx, env))
+        extra = {**_pending_migrations(ctx, env), **database_state(ctx, env)}
+        inp = gate_input(ctx, env, "check", sha=sha, extra=extra)
         report = engine.evaluate(engine.select(ctx.config, env, "check", gates), inp)
     finally:
         ctx.dry_run = was_dry_run

@@ -10,6 +10,7 @@ from typing import Any
 
 from gonogo import gitrepo
 from gonogo.commands._common import (
+    database_state,
     dry_run_result,
     evaluate_gates,
     execute,
@@ -52,7 +53,15 @@ def deploy(
     provider = provider_for(ctx, env)
     ctx.out.line(f"gonogo deploy {env} {short(sha)}{' (dry run)' if dry_run else ''}")
     overrides = make_overrides(ctx, override, reason)
-    report = evaluate_gates(ctx, "deploy", env, sha=sha, confirm=confirm, overrides=overrides)
+    report = evaluate_gates(
+        ctx,
+        "deploy",
+        env,
+        sha=sha,
+        confirm=confirm,
+        overrides=overrides,
+        extra=database_state(ctx, env),
+    )
 
     # The release to fall back to is the last one known good, which is not always the live
     # one: a halted deploy leaves an unverified release live.

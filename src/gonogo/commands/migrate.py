@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from gonogo.commands._common import (
@@ -18,6 +19,7 @@ from gonogo.errors import DeployFailed, GonogoError
 from gonogo.executor import Run
 from gonogo.ledger.store import ApprovalRow, MigrationRow, ReleaseRow, now_iso
 from gonogo.migrations.pending import pending_sql
+from gonogo.output import Output
 from gonogo.providers.base import Provider
 from gonogo.providers.registry import provider_for
 from gonogo.result import Result
@@ -154,3 +156,40 @@ def apply(
                 f"{env} database migrated {', '.join(before) or 'base'} → {', '.join(after)}"
             )
     return Result(0, run.summary, data)
+
+
+def classify(
+    out: Output, ini: Path | None, *, directory: Path | None = None, dialect: str = "sqlite"
+) -> Result:
+    """Every revision of an alembic history with its rollback class; no gonogo.toml needed."""
+    from gonogo.migrations.classify import classify_project
+
+    path = ini or _default_ini(directory or Path.cwd())
+    result = classify_project(path, dialect=dialect)
+    for line in result.lines():
+        out.line(line)
+    heads = len(result.heads)
+    counts = ", ".join(f"{n} {k}" for k, n in result.to_dict()["counts"].items() if n)
+    message = (
+        f"{len(result.revisions)} revision(s) ({counts or 'none'}), "
+        f"{heads} head{'s' if heads != 1 else ''}"
+    )
+    if heads > 1:
+        message += f"; merge them: alembic merge -m 'merge heads' {' '.join(result.heads)}"
+    return Result(
+        0, message, {"command": "migrate classify", "alembic_ini": str(path), **result.to_dict()}
+    )
+
+
+def _default_ini(start: Path) -> Path:
+    """[migrations].config of the project's gonogo.toml, else ./alembic.ini."""
+    from gonogo.config import find_config, load_config
+    from gonogo.errors import ConfigError
+
+    try:
+        config_path = find_config(start.resolve())
+    except ConfigError:
+        return start / "alembic.ini"
+    config = load_config(config_path)
+    ini = config.migrations.config if config.migrations else "alembic.ini"
+    return config_path.parent / ini

@@ -59,6 +59,12 @@ class LocalProvider:
     def database_url(self, env: str) -> str:
         return f"sqlite:///{self.env_dir(env) / 'app.db'}"
 
+    def database_revisions(self, env: str) -> list[str]:
+        """alembic_version of env's database; [] when it does not exist yet (never creates it)."""
+        if not (self.env_dir(env) / "app.db").is_file():
+            return []
+        return alembic.current_revisions(self.database_url(env))
+
     def port(self, env: str) -> int:
         port = self.ctx.env(env).port
         if port is None:
