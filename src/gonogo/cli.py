@@ -111,6 +111,18 @@ def _h_migrate(ctx: Context, a: argparse.Namespace) -> Result:
     )
 
 
+def _h_migrate_status(ctx: Context, a: argparse.Namespace) -> Result:
+    from gonogo.commands.migrate import status
+
+    return status(ctx, a.env)
+
+
+def _h_migrate_plan(ctx: Context, a: argparse.Namespace) -> Result:
+    from gonogo.commands.migrate import plan
+
+    return plan(ctx, a.env)
+
+
 def _h_approve(ctx: Context, a: argparse.Namespace) -> Result:
     from gonogo.commands.migrate import approve
 
@@ -221,6 +233,16 @@ def build_parser() -> _Parser:
     pp.add_argument("--by", help="who approves (default: git user / GONOGO_ACTOR)")
     pp.add_argument("--note", default="", help="why, ticket, reviewer notes")
     pp.set_defaults(handler=_h_approve)
+    ps = msub.add_parser(
+        "status", parents=[common], help="database revision, heads, pending revisions"
+    )
+    ps.add_argument("env")
+    ps.set_defaults(handler=_h_migrate_status)
+    pl = msub.add_parser(
+        "plan", parents=[common], help="pending revisions: SQL, operations, rollback class"
+    )
+    pl.add_argument("env")
+    pl.set_defaults(handler=_h_migrate_plan)
     pc = msub.add_parser(
         "classify",
         parents=[common],
@@ -276,7 +298,7 @@ def build_parser() -> _Parser:
 
 def _normalise(argv: list[str]) -> list[str]:
     """Accept `migrate ENV apply` (the playbook's word order) as well as `migrate apply ENV`."""
-    actions = {"apply", "approve"}
+    actions = {"apply", "approve", "status", "plan"}
     if len(argv) >= 3 and argv[0] == "migrate" and argv[2] in actions and argv[1] not in actions:
         return [argv[0], argv[2], argv[1], *argv[3:]]
     return argv

@@ -15,7 +15,7 @@ from gonogo.commands._common import (
     refuse,
 )
 from gonogo.context import Context
-from gonogo.errors import DeployFailed, GonogoError
+from gonogo.errors import EXIT_NOGO, DeployFailed, GonogoError
 from gonogo.executor import Run
 from gonogo.ledger.store import ApprovalRow, MigrationRow, ReleaseRow, now_iso
 from gonogo.migrations.pending import pending_sql
@@ -37,6 +37,88 @@ def _live(ctx: Context, env: str) -> tuple[Provider, ReleaseRow]:
     return provider, release
 
 
+def status(ctx: Context, env: str) -> Result:
+    """Where env's database is, where the live release's migrations end, what is pending."""
+    from gonogo.migrations.history import load_history, pending
+
+    provider, release = _live(ctx, env)
+    target = provider.migration_target(env, release)
+    current = provider.database_revisions(env)
+    history = load_history(target.cwd / target.ini)
+    single = len(history.heads) == 1
+    todo = pending(history, current) if single else []
+    data: dict[str, Any] = {
+        "command": "migrate status",
+        "env": env,
+        "release": release.label,
+        "current": current,
+        "heads": history.heads,
+        "single_head": single,
+        "pending": todo,
+    }
+    ctx.out.line(f"{env} database: {', '.join(current) or 'base (empty)'}")
+    ctx.out.line(f"{release.label} migrations head: {', '.join(history.heads)}")
+    if not single:
+        merge = f"alembic merge -m 'merge heads' {' '.join(history.heads)}"
+        data["merge_command"] = merge
+        return Result(
+            EXIT_NOGO,
+            f"NO-GO for apply: the history has {len(history.heads)} heads; merge them: {merge}",
+            data,
+        )
+    for rev in todo:
+        ctx.out.line(f"  pending: {rev}")
+    message = (
+        f"{len(todo)} pending revision(s): {', '.join(todo)}"
+        if todo
+        else f"{env} is at head; nothing pending"
+    )
+    return Result(0, message, data)
+
+
+def plan(ctx: Context, env: str) -> Result:
+    """Each pending revision with its SQL, its operations and its rollback class."""
+    from gonogo.migrations.classify import classify_history
+    from gonogo.migrations.history import load_history, pending
+
+    provider, release = _live(ctx, env)
+    target = provider.migration_target(env, release)
+    sql = pending_sql(target)
+    history = load_history(target.cwd / target.ini)
+    todo = pending(history, list(sql.current))
+    dialect = target.database_url.split(":", 1)[0].split("+", 1)[0]
+    classes = classify_history(history, dialect=dialect, revisions=todo).revisions
+    for c in classes:
+        ctx.out.line(f"{c.revision}  {c.klass.upper()}  {c.reason}")
+        for op in c.operations:
+            ctx.out.line(f"    - {op}")
+        for line in c.upgrade_sql.strip().splitlines():
+            ctx.out.line(f"    | {line}")
+    worst = next(
+        (k for k in ("irreversible", "lossy") if any(c.klass == k for c in classes)), "reversible"
+    )
+    data: dict[str, Any] = {
+        "command": "migrate plan",
+        "env": env,
+        "release": release.label,
+        "from": sql.start,
+        "to": sql.target,
+        "sql_sha256": sql.sha256,
+        "sql_basis": sql.basis,
+        "sql": sql.sql,
+        "revisions": [c.to_dict(sql=True) for c in classes],
+    }
+    if not classes:
+        return Result(0, f"{env} is at {sql.target}: nothing pending", data)
+    return Result(
+        0,
+        f"{len(classes)} pending revision(s) {sql.start} → {sql.target}, worst class: {worst}; "
+        f"approve exactly this ({sql.basis}) with `gonogo migrate {env} approve` "
+        f"(sha256 {sql.sha256[:12]})",
+        data,
+    )
+
+
 def approve(ctx: Context, env: str, *, by: str | None = None, note: str = "") -> Result:
     """Record an approval of exactly the SQL `migrate apply` would run now."""
     provider, release = _live(ctx, env)
@@ -47,6 +129,7 @@ def approve(ctx: Context, env: str, *, by: str | None = None, note: str = "") ->
         "from": pending.start,
         "to": pending.target,
         "sql_sha256": pending.sha256,
+        "sql_basis": pending.basis,
     }
     if not pending.pending:
         return Result(
@@ -111,6 +194,7 @@ def apply(
         "from": pending.start,
         "to": pending.target,
         "sql_sha256": pending.sha256,
+        "sql_basis": pending.basis,
         "gates": report.to_dict(),
         "plan": plan.to_dict(),
     }

@@ -29,6 +29,9 @@ class PendingSql:
     current: tuple[str, ...]
     heads: tuple[str, ...]
     sql: str
+    # What `sql` is: alembic's offline SQL, or, where alembic cannot render it offline
+    # (SQLite batch operations need a live table to copy), the revision scripts themselves.
+    basis: str = "offline SQL"
 
     @property
     def pending(self) -> bool:
@@ -87,4 +90,27 @@ def pending_sql(target: MigrationTarget) -> PendingSql:
             "resolve that before applying"
         )
     span = f"{current[0]}:head" if current else "head"
-    return PendingSql(current, repo_heads, _alembic(target, "upgrade", span, "--sql"))
+    try:
+        return PendingSql(current, repo_heads, _alembic(target, "upgrade", span, "--sql"))
+    except GonogoError as exc:
+        if "--sql mode" not in exc.message and "batch mode" not in exc.message:
+            raise
+    return PendingSql(
+        current,
+        repo_heads,
+        _scripts(target, current),
+        basis="revision scripts (alembic cannot render this SQL offline)",
+    )
+
+
+def _scripts(target: MigrationTarget, current: tuple[str, ...]) -> str:
+    """The pending revision files, in apply order: what will run, when the SQL cannot be
+    shown in advance."""
+    from gonogo.migrations.history import load_history, pending
+
+    history = load_history(target.cwd / target.ini)
+    parts = []
+    for revision in pending(history, list(current)):
+        path = Path(history.get(revision).path)
+        parts.append(f"-- revision {revision}: {path.name}\n{path.read_text(encoding='utf-8')}")
+    return "\n".join(parts)

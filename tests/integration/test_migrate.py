@@ -1,0 +1,104 @@
+"""`gonogo migrate ENV status / plan / approve / apply` on the example app, through the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+DROP_BODY = '''"""drop notes.body"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004_drop_body"
+down_revision = "0003_create_audit_log"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("notes") as batch:
+        batch.drop_column("body")
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("notes") as batch:
+        batch.add_column(sa.Column("body", sa.Text(), nullable=True))
+'''
+
+SECOND_HEAD = '''"""a branch nobody merged"""
+from alembic import op
+
+revision = "0004_other_branch"
+down_revision = "0003_create_audit_log"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_index("ix_notes_title", "notes", ["title"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_notes_title", table_name="notes")
+'''
+
+
+def migrated(project: Any) -> None:
+    project.gonogo("deploy", "staging", check=0)
+    project.gonogo("migrate", "staging", "approve", check=0)
+    project.gonogo("migrate", "staging", "apply", check=0)
+
+
+def test_status_and_plan_of_a_fresh_database(project: Any) -> None:
+    project.gonogo("deploy", "staging", check=0)
+    status = project.json("migrate", "staging", "status", check=0)
+    assert status["current"] == []
+    assert status["heads"] == ["0003_create_audit_log"]
+    assert status["pending"] == [
+        "0001_create_notes",
+        "0002_add_notes_body",
+        "0003_create_audit_log",
+    ]
+    plan = project.json("migrate", "staging", "plan", check=0)
+    assert [r["revision"] for r in plan["revisions"]] == status["pending"]
+    assert all(r["class"] == "lossy" for r in plan["revisions"])
+    assert plan["sql_basis"] == "offline SQL" and "CREATE TABLE notes" in plan["sql"]
+    approved = project.json("migrate", "staging", "approve", check=0)
+    assert approved["sql_sha256"] == plan["sql_sha256"]
+
+
+def test_a_lossy_batch_migration_is_planned_approved_and_applied(project: Any) -> None:
+    migrated(project)
+    (project.root / "migrations" / "versions" / "0004_drop_body.py").write_text(DROP_BODY)
+    project.commit("WO-8: drop notes.body")
+    project.gonogo("deploy", "staging", check=0)
+
+    plan = project.json("migrate", "staging", "plan", check=0)
+    (rev,) = plan["revisions"]
+    assert rev["revision"] == "0004_drop_body" and rev["class"] == "lossy"
+    assert "notes.body" in rev["reason"]
+    # SQLite batch operations cannot be rendered offline: the scripts are what is approved.
+    assert plan["sql_basis"].startswith("revision scripts")
+    assert "0004_drop_body" in plan["sql"]
+
+    project.gonogo("migrate", "staging", "apply", check=2)  # not approved yet
+    project.gonogo("migrate", "staging", "approve", "--note", "body is unused", check=0)
+    doc = project.json("migrate", "staging", "apply", check=0)
+    assert doc["after"] == ["0004_drop_body"]
+    assert project.json("migrate", "staging", "status", check=0)["pending"] == []
+
+
+def test_two_heads_are_no_go_with_the_merge_command(project: Any) -> None:
+    migrated(project)
+    versions = project.root / "migrations" / "versions"
+    (versions / "0004_drop_body.py").write_text(DROP_BODY)
+    (versions / "0004_other_branch.py").write_text(SECOND_HEAD)
+    project.commit("WO-9: two branches")
+    project.gonogo("deploy", "staging", check=0)
+    status = project.gonogo("migrate", "staging", "status", check=2)
+    assert "alembic merge" in status.stdout + status.stderr
+    refused = project.gonogo("migrate", "staging", "apply", check=1)
+    assert "2 heads" in refused.stderr and "alembic merge" in refused.stderr
