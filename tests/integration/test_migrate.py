@@ -102,3 +102,14 @@ def test_two_heads_are_no_go_with_the_merge_command(project: Any) -> None:
     assert "alembic merge" in status.stdout + status.stderr
     refused = project.gonogo("migrate", "staging", "apply", check=1)
     assert "2 heads" in refused.stderr and "alembic merge" in refused.stderr
+
+
+def test_verify_checks_the_database_is_at_the_releases_head(project: Any) -> None:
+    project.gonogo("deploy", "staging", check=0)
+    behind = project.gonogo("verify", "staging", check=2)
+    assert "base (empty)" in behind.stderr and "0003_create_audit_log" in behind.stderr
+    project.gonogo("migrate", "staging", "approve", check=0)
+    project.gonogo("migrate", "staging", "apply", check=0)
+    doc = project.json("verify", "staging", check=0)
+    assert doc["schema"]["ok"] is True
+    assert doc["schema"]["current"] == ["0003_create_audit_log"]
