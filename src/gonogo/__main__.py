@@ -1,5 +1,3 @@
-import sys
+from gonogo.cli import entry
 
-from gonogo.cli import main
-
-sys.exit(main())
+entry()

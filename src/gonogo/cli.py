@@ -324,6 +324,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def entry() -> None:
+    """The console script and `python -m gonogo`."""
+    code = main()
+    if code == 130:
+        # After a Ctrl-C/SIGTERM that gonogo handled (run recorded, lock released), CPython
+        # can still re-raise SIGINT on itself at exit, turning the documented exit 130 into
+        # "killed by signal". Everything is written and flushed here, so leave directly.
+        import os
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def run(args: argparse.Namespace, out: Any) -> int:
     from gonogo.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, GonogoError
 
