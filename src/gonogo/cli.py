@@ -123,6 +123,12 @@ def _h_migrate_plan(ctx: Context, a: argparse.Namespace) -> Result:
     return plan(ctx, a.env)
 
 
+def _h_migrate_rehearse(ctx: Context, a: argparse.Namespace) -> Result:
+    from gonogo.commands.migrate import rehearse
+
+    return rehearse(ctx, a.env)
+
+
 def _h_approve(ctx: Context, a: argparse.Namespace) -> Result:
     from gonogo.commands.migrate import approve
 
@@ -243,6 +249,13 @@ def build_parser() -> _Parser:
     )
     pl.add_argument("env")
     pl.set_defaults(handler=_h_migrate_plan)
+    pr = msub.add_parser(
+        "rehearse",
+        parents=[common],
+        help="apply, undo, re-apply each pending revision on a throwaway copy",
+    )
+    pr.add_argument("env")
+    pr.set_defaults(handler=_h_migrate_rehearse)
     pc = msub.add_parser(
         "classify",
         parents=[common],
@@ -298,7 +311,7 @@ def build_parser() -> _Parser:
 
 def _normalise(argv: list[str]) -> list[str]:
     """Accept `migrate ENV apply` (the playbook's word order) as well as `migrate apply ENV`."""
-    actions = {"apply", "approve", "status", "plan"}
+    actions = {"apply", "approve", "status", "plan", "rehearse"}
     if len(argv) >= 3 and argv[0] == "migrate" and argv[2] in actions and argv[1] not in actions:
         return [argv[0], argv[2], argv[1], *argv[3:]]
     return argv

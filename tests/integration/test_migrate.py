@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,3 +114,19 @@ def test_verify_checks_the_database_is_at_the_releases_head(project: Any) -> Non
     doc = project.json("verify", "staging", check=0)
     assert doc["schema"]["ok"] is True
     assert doc["schema"]["current"] == ["0003_create_audit_log"]
+
+
+def test_rehearse_on_a_copy_never_touches_the_database(project: Any) -> None:
+    project.gonogo("deploy", "staging", check=0)
+    db = project.root / ".gonogo" / "local" / "staging" / "app.db"
+    before = db.read_bytes() if db.exists() else None  # the running app may have created it
+    doc = project.json("migrate", "staging", "rehearse", check=0)
+    assert doc["ok"] is True
+    assert doc["revisions"] == ["0001_create_notes", "0002_add_notes_body", "0003_create_audit_log"]
+    actions = [s["action"] for s in doc["steps"]][:3]
+    assert actions == ["upgrade", "downgrade", "reupgrade"]
+    assert (db.read_bytes() if db.exists() else None) == before  # the real one is untouched
+    evidence = project.root / doc["evidence"] if not doc["evidence"].startswith("/") else None
+    folder = evidence or Path(doc["evidence"])
+    assert (folder / "rehearsal.json").is_file()
+    assert not list(folder.glob("*.db"))  # no copy of the data in the evidence

@@ -15,7 +15,7 @@ from gonogo.commands._common import (
     refuse,
 )
 from gonogo.context import Context
-from gonogo.errors import EXIT_NOGO, DeployFailed, GonogoError
+from gonogo.errors import EXIT_NOGO, DeployFailed, GonogoError, NoGo
 from gonogo.executor import Run
 from gonogo.ledger.store import ApprovalRow, MigrationRow, ReleaseRow, now_iso
 from gonogo.migrations.pending import pending_sql
@@ -117,6 +117,47 @@ def plan(ctx: Context, env: str) -> Result:
         f"(sha256 {sql.sha256[:12]})",
         data,
     )
+
+
+def rehearse(ctx: Context, env: str) -> Result:
+    """Apply, undo and re-apply each pending revision on a throwaway copy of env's database."""
+    import tempfile
+
+    from gonogo.migrations.rehearse import rehearse as run_rehearsal
+
+    provider, release = _live(ctx, env)
+    target = provider.migration_target(env, release)
+    with Run(ctx, "migrate rehearse", env, sha=release.sha) as run:
+        # The copy may hold real rows: it lives in a temporary folder, never in the evidence.
+        with tempfile.TemporaryDirectory(prefix="gonogo-rehearse-") as tmp:
+            result = run_rehearsal(target, workdir=Path(tmp))
+            log = Path(result.log)
+            if log.is_file():
+                run.evidence.write_text("rehearsal.log", log.read_text(errors="replace"))
+        doc = result.to_dict()
+        run.evidence.write_json("rehearsal.json", doc)
+        for step in result.steps:
+            mark = "✔" if step.ok else "✘"
+            ctx.out.line(
+                f"  {mark} {step.revision:<28} {step.action:<10} {step.command}"
+                + (f"  → {step.error}" if step.error else "")
+            )
+        data: dict[str, Any] = {
+            "command": "migrate rehearse",
+            "env": env,
+            "release": release.label,
+            "run_id": run.id,
+            "evidence": str(run.evidence.folder),
+            **doc,
+        }
+        if not result.ok:
+            raise NoGo(
+                f"NO-GO: the rehearsal on a copy of {env}'s database failed: "
+                f"{result.summary}; {env}'s database was not touched",
+                details=data,
+            )
+        run.summary = result.summary
+    return Result(0, run.summary, data)
 
 
 def approve(ctx: Context, env: str, *, by: str | None = None, note: str = "") -> Result:
