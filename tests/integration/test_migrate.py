@@ -130,3 +130,41 @@ def test_rehearse_on_a_copy_never_touches_the_database(project: Any) -> None:
     folder = evidence or Path(doc["evidence"])
     assert (folder / "rehearsal.json").is_file()
     assert not list(folder.glob("*.db"))  # no copy of the data in the evidence
+
+
+BROKEN_0004 = '''"""a revision that fails half way"""
+from alembic import op
+
+revision = "0004_broken"
+down_revision = "0003_create_audit_log"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("INSERT INTO no_such_table VALUES (1)")
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+def test_a_failing_revision_stops_apply_and_says_where_the_database_is(project: Any) -> None:
+    (project.root / "migrations" / "versions" / "0004_broken.py").write_text(BROKEN_0004)
+    project.commit("WO-11: a broken migration")
+    project.gonogo(
+        "deploy", "staging", "--override", "rollback-feasible", "--reason", "test fixture", check=0
+    )
+    project.gonogo("migrate", "staging", "approve", check=0)
+    proc = project.gonogo("migrate", "staging", "apply", check=3)
+    message = proc.stderr.strip()
+    assert "migration 0004_broken failed" in message
+    assert "The database is at 0003_create_audit_log" in message
+    applied = "applied before it: 0001_create_notes, 0002_add_notes_body, 0003_create_audit_log"
+    assert applied in message
+    status = project.json("migrate", "staging", "status", check=0)
+    assert status["current"] == ["0003_create_audit_log"] and status["pending"] == ["0004_broken"]
+    history = project.json("history", "staging", check=0)
+    assert history["runs"][0]["command"] == "migrate apply"
+    assert history["runs"][0]["status"] == "failed"

@@ -9,7 +9,6 @@ from typing import Any
 from gonogo.commands._common import (
     dry_run_result,
     evaluate_gates,
-    execute,
     make_overrides,
     record_gates,
     refuse,
@@ -20,9 +19,59 @@ from gonogo.executor import Run
 from gonogo.ledger.store import ApprovalRow, MigrationRow, ReleaseRow, now_iso
 from gonogo.migrations.pending import pending_sql
 from gonogo.output import Output
+from gonogo.plan import Plan
 from gonogo.providers.base import Provider
 from gonogo.providers.registry import provider_for
 from gonogo.result import Result
+
+
+def _apply_revisions(
+    ctx: Context, run: Run, provider: Provider, plan: Plan, env: str, sql_sha256: str
+) -> list[str]:
+    """Apply one revision per step, recording each; stop at the first that fails."""
+    applied: list[str] = []
+    for i, step in enumerate(plan.steps, 1):
+        revision = step.params["revision"]
+        ctx.out.line(f"  ▸ {step.description}")
+        with run.step(step.action, step.description) as handle:
+            detail = provider.perform(step, run)
+            handle.detail.update(detail)
+            if not detail.get("ok"):
+                handle.status = "failed"
+        before, after = detail.get("before") or [], detail.get("after") or []
+        ok = bool(detail.get("ok"))
+        last = i == len(plan.steps)
+        ctx.ledger.record_migration(
+            MigrationRow(
+                env=env,
+                run_id=run.id,
+                from_revision=",".join(before) or None,
+                to_revision=revision if ok else (",".join(after) or None),
+                status="ok" if ok else "failed",
+                applied_at=now_iso(),
+                # The approved SQL counts as applied once its last revision is in.
+                sql_sha256=sql_sha256 if ok and last else None,
+            ),
+            actor=ctx.actor,
+        )
+        if not ok:
+            rest = [s.params["revision"] for s in plan.steps[i:]]
+            tail = " | ".join(detail.get("output_tail") or [])
+            raise DeployFailed(
+                f"migration {revision} failed on {env} (exit {detail.get('exit_code')}): {tail}. "
+                f"The database is at {', '.join(after) or 'base'}"
+                + (f"; applied before it: {', '.join(applied)}" if applied else "")
+                + (f"; not applied: {', '.join(rest)}" if rest else "")
+                + f". Log: {run.evidence.folder}/migrate.log",
+                details={
+                    "applied": applied,
+                    "failed": revision,
+                    "not_applied": rest,
+                    "database_at": after,
+                },
+            )
+        applied.append(revision)
+    return applied
 
 
 def _live(ctx: Context, env: str) -> tuple[Provider, ReleaseRow]:
@@ -249,36 +298,23 @@ def apply(
             raise refuse(ctx, run, report)
         record_gates(ctx, run, report)
         run.evidence.write_text("migration.sql", pending.sql)
-        execute(ctx, run, plan, provider)
-        detail = run.to_dict()["steps"][-1]["detail"]
-        before, after = detail.get("before") or [], detail.get("after") or []
-        ok = detail.get("exit_code") == 0
-        ctx.ledger.record_migration(
-            MigrationRow(
-                env=env,
-                run_id=run.id,
-                from_revision=",".join(before) or None,
-                to_revision=",".join(after) or None,
-                status="ok" if ok else "failed",
-                applied_at=now_iso(),
-                sql_sha256=pending.sha256,
-            ),
-            actor=ctx.actor,
-        )
-        data.update(before=before, after=after)
-        if not ok:
-            tail = " | ".join(detail.get("output_tail") or [])
+        start = provider.database_revisions(env)
+        applied = _apply_revisions(ctx, run, provider, plan, env, pending.sha256)
+        after = provider.database_revisions(env)
+        data.update(before=start, after=after, applied=applied)
+        if sorted(after) != sorted(pending.heads):
             raise DeployFailed(
-                f"migration on {env} failed (exit {detail.get('exit_code')}): {tail}. The "
-                f"database is at {', '.join(after) or 'base'}; see {run.evidence.folder}/"
-                f"migrate.log",
+                f"after applying {', '.join(applied) or 'nothing'}, {env}'s alembic_version is "
+                f"{', '.join(after) or 'empty'}, not {pending.target} as planned; check "
+                f"`gonogo migrate {env} status`",
                 details=data,
             )
-        if before == after:
+        if not applied:
             run.summary = f"{env} database already at {', '.join(after) or 'base'}; nothing to do"
         else:
             run.summary = (
-                f"{env} database migrated {', '.join(before) or 'base'} → {', '.join(after)}"
+                f"{env} database migrated {', '.join(start) or 'base'} → {', '.join(after)} "
+                f"({len(applied)} revision(s), alembic_version checked)"
             )
     return Result(0, run.summary, data)
 

@@ -187,19 +187,21 @@ class LocalProvider:
         )
 
     def plan_migrate(self, env: str, release: ReleaseRow) -> Plan:
-        ini = self.migration_target(env, release).ini
-        return Plan(
-            "migrate",
-            env,
-            (
-                Step(
-                    "migrate",
-                    f"alembic upgrade head with {release.label}'s migrations "
-                    f"against {env}'s database",
-                    {"env": env, "version": release.version, "config": ini},
-                ),
-            ),
+        """One step per pending revision, so a failure stops at a known revision."""
+        from gonogo.migrations.history import load_history, pending
+
+        target = self.migration_target(env, release)
+        todo = pending(load_history(target.cwd / target.ini), self.database_revisions(env))
+        steps = tuple(
+            Step(
+                "migrate",
+                f"alembic upgrade {rev} ({i}/{len(todo)}) with {release.label}'s migrations "
+                f"against {env}'s database",
+                {"env": env, "version": release.version, "config": target.ini, "revision": rev},
+            )
+            for i, rev in enumerate(todo, 1)
         )
+        return Plan("migrate", env, steps)
 
     def _rel(self, path: Path) -> str:
         try:
@@ -382,8 +384,9 @@ class LocalProvider:
         assert rel is not None
         url = self.database_url(env)
         before = alembic.current_revisions(url)
+        revision = params.get("revision", "head")
         proc = subprocess.run(
-            alembic.upgrade_argv(params["config"]),
+            alembic.upgrade_argv(params["config"], revision),
             cwd=self.release_dir(env, version),
             env=self.process_env(env, version, rel.sha, rel.vars),
             capture_output=True,
@@ -392,8 +395,10 @@ class LocalProvider:
             check=False,
         )
         output = (proc.stdout + proc.stderr).strip()
-        run.log(f"$ alembic -c {params['config']} upgrade head (exit {proc.returncode})\n{output}")
-        run.evidence.write_text("migrate.log", output + "\n")
+        command = f"alembic -c {params['config']} upgrade {revision}"
+        run.log(f"$ {command} (exit {proc.returncode})\n{output}")
+        with (run.evidence.folder / "migrate.log").open("a", encoding="utf-8") as fh:
+            fh.write(run.evidence.redactor.text(f"$ {command}\n{output}\n"))
         after = alembic.current_revisions(url)
         return {
             "ok": proc.returncode == 0,
