@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from gonogo.executor import Run
     from gonogo.gates.engine import GateReport
     from gonogo.ledger.store import ReleaseRow
+    from gonogo.output import Output
     from gonogo.probes import VerifyResult
     from gonogo.providers.base import Provider
     from gonogo.result import Result
@@ -77,27 +78,27 @@ def evaluate_gates(
 ) -> GateReport:
     inp = gate_input(ctx, env, command, sha=sha, confirm=confirm, extra=extra)
     report = engine.for_command(command, inp, overrides)
-    print_gates(ctx, report)
+    print_gates(ctx.out, report)
     return report
 
 
-def print_gates(ctx: Context, report: GateReport, *, detail: bool = False) -> None:
+def print_gates(out: Output, report: GateReport, *, detail: bool = False) -> None:
     width = max((len(r.id) for r in report.results), default=10) + 1
     for r in report.results:
         symbol = "!" if r.override else mark(r.verdict)
-        ctx.out.line(f"  {symbol} {r.id:<{width}} {r.reason}")
+        out.line(f"  {symbol} {r.id:<{width}} {r.reason}")
         if r.override:
-            ctx.out.line(f"      NO-GO overridden by {r.override.by}: {r.override.reason}")
+            out.line(f"      NO-GO overridden by {r.override.by}: {r.override.reason}")
         if not detail:
             continue
-        ctx.out.line(f"      evidence: {r.evidence}")
+        out.line(f"      evidence: {r.evidence}")
         if not r.go and r.fix:
-            ctx.out.line(f"      fix: {r.fix}")
+            out.line(f"      fix: {r.fix}")
         for f in r.findings[:5] if not r.go else ():
             where = f"{f.file}:{f.line}" if f.line else f.file
-            ctx.out.line(f"      - {where}: {f.message}")
+            out.line(f"      - {where}: {f.message}")
         if not r.go and len(r.findings) > 5:
-            ctx.out.line(f"      … and {len(r.findings) - 5} more (see --json)")
+            out.line(f"      … and {len(r.findings) - 5} more (see --json)")
 
 
 def record_gates(ctx: Context, run: Run, report: GateReport) -> None:
@@ -225,15 +226,15 @@ def halt_message(
     revs = ", ".join(f"{m.from_revision or 'base'} → {m.to_revision}" for m in migs)
     commands = [
         f"gonogo status {env}",
-        f"python -m alembic -c {ini} downgrade {first.from_revision or 'base'}"
-        f"   # with {env}'s DATABASE_URL, only if the downgrade is safe",
+        f"python -m alembic -c {ini} downgrade {first.from_revision or 'base'}",
         f"gonogo rollback {env} --to {previous.label}",
     ]
     msg = (
         f"{env} {failed.label} ({short(failed.sha)}) failed verification: {reason}. "
         f"A migration ran since {previous.label} was last verified ({revs}), so gonogo did "
-        f"not roll the app back: {failed.label} is left as it is. To recover: "
-        + "; then ".join(f"`{c.split('   #')[0]}`" for c in commands)
+        f"not roll the app back: {failed.label} is left as it is. To recover (the downgrade "
+        f"with {env}'s DATABASE_URL, only if it is safe): "
+        + "; then ".join(f"`{c}`" for c in commands)
     )
     return DeployFailed(
         msg,

@@ -20,7 +20,7 @@ from gonogo.result import Result
 
 
 def _result(out: Output, report: GateReport, data: dict[str, object]) -> Result:
-    print_gates_to(out, report)
+    print_gates(out, report, detail=True)
     refused = report.refusals()
     if refused:
         ids = ", ".join(r.id for r in refused)
@@ -28,17 +28,6 @@ def _result(out: Output, report: GateReport, data: dict[str, object]) -> Result:
     else:
         message = f"GO: all {len(report.results)} gate(s) passed"
     return Result(0 if report.go else EXIT_NOGO, message, {**data, **report.to_dict()})
-
-
-def print_gates_to(out: Output, report: GateReport) -> None:
-    print_gates(_OutOnly(out), report, detail=True)  # type: ignore[arg-type]
-
-
-class _OutOnly:
-    """print_gates needs only a context's `out`; check without a gonogo.toml has no context."""
-
-    def __init__(self, out: Output) -> None:
-        self.out = out
 
 
 def check(ctx: Context, env: str, *, ref: str | None = None, gates: Sequence[str] = ()) -> Result:

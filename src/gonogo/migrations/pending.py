@@ -69,14 +69,11 @@ def _alembic(target: MigrationTarget, *args: str) -> str:
     return proc.stdout
 
 
-def heads(target: MigrationTarget) -> tuple[str, ...]:
-    out = _alembic(target, "heads")
-    return tuple(sorted(line.split()[0] for line in out.splitlines() if line.strip()))
-
-
 def pending_sql(target: MigrationTarget) -> PendingSql:
+    from gonogo.migrations.history import load_history
+
     current = tuple(current_revisions(target.database_url))
-    repo_heads = heads(target)
+    repo_heads = tuple(sorted(load_history(target.cwd / target.ini).heads))
     if len(repo_heads) > 1:
         raise GonogoError(
             f"the migration history has {len(repo_heads)} heads ({', '.join(repo_heads)}); "
