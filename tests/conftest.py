@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from pg_server import PgServer
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_APP = REPO_ROOT / "examples" / "webapp"
 
@@ -146,3 +148,19 @@ def project(tmp_path: Path) -> Iterator[Project]:
         yield proj
     finally:
         proj.stop_all()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One real PostgreSQL server per test session (per xdist worker)."""
+    server = PgServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> str:
+    """A fresh, empty PostgreSQL database of its own for one test."""
+    return pg_server.url(pg_server.create_database())
