@@ -52,7 +52,9 @@ def database_state(ctx: Context, env: str) -> dict[str, Any]:
 
     try:
         return {"db_revisions": provider_for(ctx, env).database_revisions(env)}
-    except Exception as exc:  # an unreachable database is the gate's NO-GO, not a crash
+    except GonogoError as exc:  # an unreachable database is the gate's NO-GO, not a crash
+        return {"db_revisions_error": exc.message.splitlines()[0]}
+    except Exception as exc:
         return {"db_revisions_error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
 
 

@@ -228,6 +228,10 @@ class Environment(Strict):
     guard: Guard = Guard()
     promote_from: str | None = None
     verify: Verify | None = None
+    # The name of the variable that holds this environment's database URL (e.g. a
+    # PostgreSQL URL with its password): the URL itself never goes into gonogo.toml. Unset,
+    # a local environment gets a SQLite file of its own.
+    database_url_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     # Gates that guard this environment; default: every built-in gate that applies, plus
     # every configured custom gate. Listing them is how a gate is switched off.
     gates: list[str] | None = None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
+
+from gonogo.errors import GonogoError
 
 
 def normalise_url(url: str) -> str:
@@ -14,17 +17,41 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def current_revisions(url: str) -> list[str]:
-    """Revisions stamped in alembic_version; [] for an empty database."""
-    from sqlalchemy import create_engine, inspect, text
+def display_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    return _PASSWORD.sub(r"\g<1><redacted>@", url)
 
-    engine = create_engine(normalise_url(url))
+
+_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/@]*:)[^@]*@", re.IGNORECASE)
+
+
+def current_revisions(url: str, *, connect_timeout: int = 10) -> list[str]:
+    """Revisions stamped in alembic_version; [] for an empty database.
+
+    A database that cannot be reached is a GonogoError naming it (without its password),
+    not a driver traceback.
+    """
+    from sqlalchemy import create_engine, inspect, text
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+    normal = normalise_url(url)
+    args = {"connect_timeout": connect_timeout} if normal.startswith("postgresql") else {}
+    try:
+        engine = create_engine(normal, connect_args=args)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise GonogoError(f"database URL {display_url(url)} is not usable: {exc}") from None
     try:
         with engine.connect() as conn:
             if not inspect(conn).has_table("alembic_version"):
                 return []
             rows = conn.execute(text("SELECT version_num FROM alembic_version"))
             return sorted(str(r[0]) for r in rows)
+    except DBAPIError as exc:
+        first = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc) else ""
+        raise GonogoError(
+            f"cannot read alembic_version from {display_url(url)}: {first}; check that the "
+            "database is reachable and the URL is right"
+        ) from None
     finally:
         engine.dispose()
 

@@ -57,13 +57,24 @@ class LocalProvider:
         return self.ctx.state_dir / "artifacts" / f"{digest.removeprefix('sha256:')}.tar"
 
     def database_url(self, env: str) -> str:
-        return f"sqlite:///{self.env_dir(env) / 'app.db'}"
+        """env's own SQLite file, or the URL in the variable named by database_url_env."""
+        name = self.ctx.env(env).database_url_env
+        if name is None:
+            return f"sqlite:///{self.env_dir(env) / 'app.db'}"
+        url = self.ctx.environ.get(name, "").strip()
+        if not url:
+            raise GonogoError(
+                f"environments.{env}.database_url_env names {name}, which is not set; "
+                f"export {name}=<database URL> (for example postgresql://user:pass@host/db)"
+            )
+        return url
 
     def database_revisions(self, env: str) -> list[str]:
         """alembic_version of env's database; [] when it does not exist yet (never creates it)."""
-        if not (self.env_dir(env) / "app.db").is_file():
+        url = self.database_url(env)
+        if url.startswith("sqlite:///") and not (self.env_dir(env) / "app.db").is_file():
             return []
-        return alembic.current_revisions(self.database_url(env))
+        return alembic.current_revisions(url)
 
     def port(self, env: str) -> int:
         port = self.ctx.env(env).port
