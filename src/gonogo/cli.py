@@ -96,6 +96,8 @@ def _h_rollback(ctx: Context, a: argparse.Namespace) -> Result:
         ctx,
         a.env,
         to=a.to,
+        db=a.db,
+        accept_data_loss=a.accept_data_loss,
         dry_run=a.dry_run,
         confirm=a.confirm,
         override=a.override,
@@ -215,11 +217,23 @@ def build_parser() -> _Parser:
     p.set_defaults(handler=_h_verify)
 
     p = sub.add_parser(
-        "rollback", parents=[common, mutating], help="put an earlier release back and verify it"
+        "rollback",
+        parents=[common, mutating],
+        help="put an earlier release and/or database revision back, and verify",
     )
     p.add_argument("env")
     p.add_argument(
         "--to", metavar="vN", help="release to put back (default: the previous verified one)"
+    )
+    p.add_argument(
+        "--db",
+        metavar="REVISION",
+        help="downgrade the database to REVISION (or base) first; alone, only the database",
+    )
+    p.add_argument(
+        "--accept-data-loss",
+        action="store_true",
+        help="allow undoing lossy or irreversible revisions (needs --reason; recorded)",
     )
     p.set_defaults(handler=_h_rollback)
 

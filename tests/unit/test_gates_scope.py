@@ -251,7 +251,10 @@ def test_environment_gate_list_selects_and_custom_gates_join(repo, config) -> No
     assert ids == ["in-scope", "prod-guard"]
     staging = [g.id for g in engine.select(config, "staging", "deploy")]
     assert staging[-1] == "plan-sync" and "clean-tree" in staging
-    assert [g.id for g in engine.select(config, "staging", "rollback")] == ["prod-guard"]
+    assert [g.id for g in engine.select(config, "staging", "rollback")] == [
+        "prod-guard",
+        "schema-compatible",
+    ]
 
 
 def test_select_only_unknown_gate_is_a_usage_error(config) -> None:

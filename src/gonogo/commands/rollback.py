@@ -1,4 +1,4 @@
-"""gonogo rollback ENV [--to vN]: put an earlier release back and verify it."""
+"""gonogo rollback ENV [--to vN] [--db REVISION]: put an earlier release and/or schema back."""
 
 from __future__ import annotations
 
@@ -6,19 +6,25 @@ from collections.abc import Sequence
 from typing import Any
 
 from gonogo.commands._common import (
+    database_state,
     dry_run_result,
     evaluate_gates,
     make_overrides,
     migrations_since_verified,
+    print_gates,
     put_back,
     record_gates,
     refuse,
 )
+from gonogo.commands.db_rollback import DbRollback, data_loss_check, plan_db_rollback, show
+from gonogo.commands.db_rollback import perform as perform_db
 from gonogo.context import Context
 from gonogo.errors import DeployFailed, GonogoError
 from gonogo.executor import Run
+from gonogo.gates.engine import GateReport
 from gonogo.ledger.store import ReleaseRow
 from gonogo.output import short
+from gonogo.plan import Plan, Step
 from gonogo.providers.base import ActivateIntent
 from gonogo.providers.registry import provider_for
 from gonogo.result import Result
@@ -62,65 +68,129 @@ def rollback(
     env: str,
     *,
     to: str | None = None,
+    db: str | None = None,
+    accept_data_loss: bool = False,
     dry_run: bool = False,
     confirm: str | None = None,
     override: Sequence[str] = (),
     reason: str | None = None,
 ) -> Result:
+    """Put an earlier release back, downgrade the database, or both, planned together.
+
+    Without --db this is the app rollback. With --db alone only the database goes back.
+    With both, the database is downgraded first (the live release's migrations know the
+    revisions to undo), then the old release is started and verified.
+    """
     ctx.dry_run = dry_run
     ctx.env(env)
+    if accept_data_loss and db is None:
+        raise GonogoError("--accept-data-loss only applies to a database rollback (--db REVISION)")
     provider = provider_for(ctx, env)
-    target, current = choose_target(ctx, env, to)
-    ctx.out.line(
-        f"gonogo rollback {env} → {target.label} ({short(target.sha)})"
-        f"{' (dry run)' if dry_run else ''}"
-    )
+    live = ctx.ledger.live_release(env)
+    app = to is not None or db is None
+    target, current = choose_target(ctx, env, to) if app else (None, live)
+    dbr = plan_db_rollback(ctx, provider, env, live, db) if db is not None else None
+    what = [f"→ {target.label} ({short(target.sha)})"] if target else []
+    what += [f"database → {db}"] if db is not None else []
+    ctx.out.line(f"gonogo rollback {env} {', '.join(what)}{' (dry run)' if dry_run else ''}")
+    if dbr is not None:
+        show(ctx, dbr)
     overrides = make_overrides(ctx, override, reason)
+    extra: dict[str, Any] = {
+        **database_state(ctx, env),
+        "db_after": db,
+        "live_sha": live.sha if live else None,
+        "target_label": target.label if target else None,
+        "db_only": target is None,
+    }
+    gate_sha = target.sha if target else None
     report = evaluate_gates(
-        ctx, "rollback", env, sha=target.sha, confirm=confirm, overrides=overrides
+        ctx, "rollback", env, sha=gate_sha, confirm=confirm, overrides=overrides, extra=extra
     )
-    plan = provider.plan_activate(ActivateIntent(env, target, current))
-    migs = migrations_since_verified(ctx, env, target)
-    warnings = [
-        f"migration {m.from_revision or 'base'} → {m.to_revision} ran after {target.label} was "
-        f"verified; rolling the app back does not undo it"
-        for m in migs
-    ]
+    if dbr is not None:
+        check = data_loss_check(ctx, dbr, accept_data_loss, reason)
+        report = GateReport((*report.results, check))
+        print_gates(ctx.out, GateReport((check,)))
+    steps: list[Step] = []
+    db_plan = provider.plan_downgrade(env, dbr.release, dbr.steps) if dbr else None
+    if db_plan is not None:
+        steps += db_plan.steps
+    if target is not None:
+        steps += provider.plan_activate(ActivateIntent(env, target, current)).steps
+    plan = Plan("rollback", env, tuple(steps))
+    warnings = _warnings(ctx, env, target, dbr)
     for w in warnings:
         ctx.out.line(f"  ! {w}")
     data: dict[str, Any] = {
         "command": "rollback",
         "env": env,
-        "to": target.label,
+        "to": target.label if target else None,
         "from": current.label if current else None,
-        "sha": target.sha,
+        "sha": target.sha if target else None,
+        "db": dbr.to_dict() if dbr else None,
         "gates": report.to_dict(),
         "plan": plan.to_dict(),
         "warnings": warnings,
     }
     if dry_run:
         return dry_run_result(ctx, plan, report, data)
-    with Run(ctx, "rollback", env, sha=target.sha, plan=plan, lock=report.go) as run:
+    run_sha = target.sha if target else (live.sha if live else None)
+    with Run(ctx, "rollback", env, sha=run_sha, plan=plan, lock=report.go) as run:
         data.update(run_id=run.id, evidence=str(run.evidence.folder))
         run.record["warnings"] = warnings
         if not report.go:
             raise refuse(ctx, run, report)
         record_gates(ctx, run, report)
-        result = put_back(ctx, run, provider, env, target, current)
-        ctx.ledger.record(
-            "rollback",
-            actor=ctx.actor,
-            env=env,
-            run_id=run.id,
-            payload={"from": data["from"], "to": target.label, "ok": result.ok},
-        )
-        data["verification"] = result.to_dict()
-        if not result.ok:
-            raise DeployFailed(
-                f"{env} {target.label} is running but failed verification: {result.reason}. "
-                f"Check `gonogo status {env}`; `gonogo rollback {env} --to vN` puts another "
-                f"release back",
-                details=data,
+        summary: list[str] = []
+        if dbr is not None and db_plan is not None:
+            undone = perform_db(ctx, run, provider, dbr, db_plan)
+            data["undone"] = undone
+            summary.append(f"database downgraded to {dbr.target} (undid {', '.join(undone)})")
+            ctx.ledger.record(
+                "rollback.db",
+                actor=ctx.actor,
+                env=env,
+                run_id=run.id,
+                payload={"from": dbr.current, "to": dbr.target, "undone": undone},
             )
-        run.summary = f"{env} rolled back to {target.label} ({short(target.sha)}), verified"
+        if target is not None:
+            result = put_back(ctx, run, provider, env, target, current)
+            ctx.ledger.record(
+                "rollback",
+                actor=ctx.actor,
+                env=env,
+                run_id=run.id,
+                payload={"from": data["from"], "to": target.label, "ok": result.ok},
+            )
+            data["verification"] = result.to_dict()
+            if not result.ok:
+                raise DeployFailed(
+                    f"{env} {target.label} is running but failed verification: {result.reason}."
+                    + (f" ({summary[0]}.)" if summary else "")
+                    + f" Check `gonogo status {env}`; `gonogo rollback {env} --to vN` puts "
+                    "another release back",
+                    details=data,
+                )
+            summary.insert(0, f"rolled back to {target.label} ({short(target.sha)}), verified")
+        run.summary = f"{env} " + "; ".join(summary)
     return Result(0, run.summary, data)
+
+
+def _warnings(
+    ctx: Context, env: str, target: ReleaseRow | None, dbr: DbRollback | None
+) -> list[str]:
+    if target is None and dbr is not None:
+        if dbr.target != "base" and [dbr.target] == dbr.expected_head:
+            return []
+        return [
+            f"{dbr.release.label} (live) expects the database at "
+            f"{', '.join(dbr.expected_head)}; after this it is at {dbr.target}, so "
+            f"`gonogo verify {env}` fails until `gonogo migrate {env} apply` or an app rollback"
+        ]
+    if target is None or dbr is not None:
+        return []
+    return [
+        f"migration {m.from_revision or 'base'} → {m.to_revision} ran after {target.label} was "
+        f"verified; rolling the app back does not undo it"
+        for m in migrations_since_verified(ctx, env, target)
+    ]

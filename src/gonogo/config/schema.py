@@ -149,6 +149,7 @@ GATE_IDS = (
     "migrations-explicit",
     "migration-approved",
     "rollback-feasible",
+    "schema-compatible",
     "promoted-from",
     "prod-guard",
     "no-blockers",

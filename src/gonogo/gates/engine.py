@@ -31,7 +31,7 @@ COMMAND_GATES: dict[str, tuple[str, ...]] = {
         "prod-guard",
         "no-blockers",
     ),
-    "rollback": ("prod-guard",),
+    "rollback": ("prod-guard", "schema-compatible"),
     "migrate": ("prod-guard", "migration-approved"),
     "publish": ("ci-passed", "prod-guard"),
     "check": GATE_IDS,

@@ -94,7 +94,7 @@ migrations = Table(
     Column("run_id", String(64), ForeignKey("runs.id"), nullable=False),
     Column("from_revision", String(128)),
     Column("to_revision", String(128)),
-    # ok | failed
+    # ok | failed (upgrades), downgraded | downgrade-failed (`rollback --db`)
     Column("status", String(16), nullable=False),
     Column("sql_sha256", String(64)),
     Column("applied_at", String(32), nullable=False),

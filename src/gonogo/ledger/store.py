@@ -603,7 +603,7 @@ class Ledger:
             conn.execute(insert(migrations).values(**mig.__dict__))
             self._append(
                 conn,
-                "migration.applied" if mig.status == "ok" else "migration.failed",
+                _MIGRATION_EVENTS.get(mig.status, "migration.failed"),
                 actor=actor,
                 env=mig.env,
                 run_id=mig.run_id,
@@ -669,6 +669,14 @@ class Ledger:
                 MigrationRow(**{k: v for k, v in r._mapping.items() if k != "id"})
                 for r in conn.execute(query)
             ]
+
+
+_MIGRATION_EVENTS = {
+    "ok": "migration.applied",
+    "failed": "migration.failed",
+    "downgraded": "migration.downgraded",
+    "downgrade-failed": "migration.downgrade_failed",
+}
 
 
 def dumps(value: Any) -> str:

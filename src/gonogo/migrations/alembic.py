@@ -60,6 +60,10 @@ def upgrade_argv(config: str, target: str = "head") -> list[str]:
     return [sys.executable, "-m", "alembic", "-c", config, "upgrade", target]
 
 
+def downgrade_argv(config: str, target: str) -> list[str]:
+    return [sys.executable, "-m", "alembic", "-c", config, "downgrade", target]
+
+
 def downgrade_command(config: str, revision: str | None) -> str:
     return f"python -m alembic -c {config} downgrade {revision or 'base'}"
 

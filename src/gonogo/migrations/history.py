@@ -185,6 +185,49 @@ def pending(history: History, current: Sequence[str]) -> list[str]:
     return [info.revision for info in history.revisions if info.revision not in applied]
 
 
+def applied_set(history: History, current: Sequence[str]) -> set[str]:
+    """Every revision a database at ``current`` has applied (``current`` and its ancestors)."""
+    by_id = {info.revision: info for info in history.revisions}
+    applied: set[str] = set()
+    stack = [rev for rev in current if rev in by_id]
+    while stack:
+        rev = stack.pop()
+        if rev not in applied:
+            applied.add(rev)
+            stack.extend(by_id[rev].down_revisions)
+            stack.extend(by_id[rev].depends_on)
+    return applied
+
+
+def to_undo(history: History, current: Sequence[str], target: str) -> list[str]:
+    """Revisions a downgrade from ``current`` to ``target`` undoes, in undo order (newest first).
+
+    ``target`` is a revision at or below ``current``, or ``base``. A target that is not below
+    the database's revision, or a path through a merge, is a `GonogoError`: alembic would
+    have to guess which branch to take apart.
+    """
+    pending(history, current)  # the same check that the database is known to this history
+    applied = applied_set(history, current)
+    keep: set[str] = set()
+    if target != "base":
+        if target not in history:
+            raise GonogoError(f"revision {target} is not in the migration history")
+        if target not in applied:
+            raise GonogoError(
+                f"revision {target} is not below the database's revision "
+                f"{', '.join(current) or 'base'}; a downgrade can only go back"
+            )
+        keep = applied_set(history, [target])
+    undo = [info for info in reversed(history.revisions) if info.revision in applied - keep]
+    merges = [info.revision for info in undo if info.is_merge]
+    if merges:
+        raise GonogoError(
+            f"undoing {merges[0]} would take a merge revision apart; downgrade it with "
+            "alembic directly, choosing the branch"
+        )
+    return [info.revision for info in undo]
+
+
 # -- helpers -------------------------------------------------------------------------------
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -53,6 +53,12 @@ class Provider(Protocol):
     def plan_activate(self, intent: ActivateIntent) -> Plan: ...
 
     def plan_migrate(self, env: str, release: ReleaseRow) -> Plan: ...
+
+    def plan_downgrade(
+        self, env: str, release: ReleaseRow, undo: Sequence[tuple[str, str]]
+    ) -> Plan:
+        """Steps that undo each (revision, downgrade target) in order."""
+        ...
 
     def perform(self, step: Step, run: Run) -> dict[str, Any]: ...
 

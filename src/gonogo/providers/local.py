@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -214,6 +214,28 @@ class LocalProvider:
         )
         return Plan("migrate", env, steps)
 
+    def plan_downgrade(
+        self, env: str, release: ReleaseRow, undo: Sequence[tuple[str, str]]
+    ) -> Plan:
+        """One `alembic downgrade` per revision to undo, run with `release`'s migrations."""
+        target = self.migration_target(env, release)
+        steps = tuple(
+            Step(
+                "downgrade",
+                f"alembic downgrade {to} (undo {rev}, {i}/{len(undo)}) with {release.label}'s "
+                f"migrations against {env}'s database",
+                {
+                    "env": env,
+                    "version": release.version,
+                    "config": target.ini,
+                    "revision": to,
+                    "undo": rev,
+                },
+            )
+            for i, (rev, to) in enumerate(undo, 1)
+        )
+        return Plan("rollback", env, steps)
+
     def _rel(self, path: Path) -> str:
         try:
             return str(path.relative_to(self.ctx.root))
@@ -230,6 +252,7 @@ class LocalProvider:
             "stop": self._stop,
             "start": self._start,
             "migrate": self._migrate,
+            "downgrade": self._migrate,
         }
         return actions[step.action](step.params, run)
 
@@ -390,14 +413,21 @@ class LocalProvider:
         return alive
 
     def _migrate(self, params: dict[str, Any], run: Run) -> dict[str, Any]:
+        """`alembic upgrade REV` (step "migrate") or `alembic downgrade REV` ("downgrade")."""
         env, version = params["env"], params["version"]
         rel = self.ctx.ledger.release(env, version)
         assert rel is not None
         url = self.database_url(env)
         before = alembic.current_revisions(url)
         revision = params.get("revision", "head")
+        verb = "downgrade" if "undo" in params else "upgrade"
+        argv = (
+            alembic.downgrade_argv(params["config"], revision)
+            if verb == "downgrade"
+            else alembic.upgrade_argv(params["config"], revision)
+        )
         proc = subprocess.run(
-            alembic.upgrade_argv(params["config"], revision),
+            argv,
             cwd=self.release_dir(env, version),
             env=self.process_env(env, version, rel.sha, rel.vars),
             capture_output=True,
@@ -406,7 +436,7 @@ class LocalProvider:
             check=False,
         )
         output = (proc.stdout + proc.stderr).strip()
-        command = f"alembic -c {params['config']} upgrade {revision}"
+        command = f"alembic -c {params['config']} {verb} {revision}"
         run.log(f"$ {command} (exit {proc.returncode})\n{output}")
         with (run.evidence.folder / "migrate.log").open("a", encoding="utf-8") as fh:
             fh.write(run.evidence.redactor.text(f"$ {command}\n{output}\n"))

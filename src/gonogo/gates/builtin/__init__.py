@@ -12,6 +12,7 @@ from gonogo.gates.builtin.no_blockers import NoBlockers
 from gonogo.gates.builtin.prod_guard import ProdGuard
 from gonogo.gates.builtin.promoted_from import PromotedFrom
 from gonogo.gates.builtin.rollback_feasible import RollbackFeasible
+from gonogo.gates.builtin.schema_compatible import SchemaCompatible
 from gonogo.gates.model import Gate
 
 REGISTRY: dict[str, Gate] = {
@@ -24,6 +25,7 @@ REGISTRY: dict[str, Gate] = {
         MigrationsExplicit(),
         MigrationApproved(),
         RollbackFeasible(),
+        SchemaCompatible(),
         PromotedFrom(),
         ProdGuard(),
         NoBlockers(),
