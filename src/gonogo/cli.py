@@ -131,6 +131,12 @@ def _h_migrate_rehearse(ctx: Context, a: argparse.Namespace) -> Result:
     return rehearse(ctx, a.env)
 
 
+def _h_migrate_lint(ctx: Context, a: argparse.Namespace) -> Result:
+    from gonogo.commands.migrate import lint
+
+    return lint(ctx, a.env, pg_version=a.pg_version)
+
+
 def _h_approve(ctx: Context, a: argparse.Namespace) -> Result:
     from gonogo.commands.migrate import approve
 
@@ -284,6 +290,17 @@ def build_parser() -> _Parser:
     )
     pc.add_argument("--dialect", default="sqlite", help="SQL dialect to render (default sqlite)")
     pc.set_defaults(handler=None, classify=True)
+    pn = msub.add_parser(
+        "lint",
+        parents=[common],
+        help="squawk (PostgreSQL) and gonogo's own checks on each pending revision; "
+        "without ENV, every revision of an alembic project",
+    )
+    pn.add_argument("env", nargs="?")
+    pn.add_argument("--alembic-ini", type=Path, default=None, help="alembic.ini (without ENV)")
+    pn.add_argument("--dialect", default="sqlite", help="SQL dialect without ENV (default sqlite)")
+    pn.add_argument("--pg-version", default=None, help="PostgreSQL version squawk assumes")
+    pn.set_defaults(handler=_h_migrate_lint, lint=True)
 
     p = sub.add_parser("status", parents=[common], help="live release, process and health")
     p.add_argument("env", nargs="?")
@@ -325,7 +342,7 @@ def build_parser() -> _Parser:
 
 def _normalise(argv: list[str]) -> list[str]:
     """Accept `migrate ENV apply` (the playbook's word order) as well as `migrate apply ENV`."""
-    actions = {"apply", "approve", "status", "plan", "rehearse"}
+    actions = {"apply", "approve", "status", "plan", "rehearse", "lint"}
     if len(argv) >= 3 and argv[0] == "migrate" and argv[2] in actions and argv[1] not in actions:
         return [argv[0], argv[2], argv[1], *argv[3:]]
     return argv
@@ -379,6 +396,16 @@ def run(args: argparse.Namespace, out: Any) -> int:
             from gonogo.commands.migrate import classify
 
             result = classify(out, args.alembic_ini, directory=args.directory, dialect=args.dialect)
+        elif getattr(args, "lint", False) and args.env is None:
+            from gonogo.commands.migrate import lint_alembic
+
+            result = lint_alembic(
+                out,
+                args.alembic_ini,
+                directory=args.directory,
+                dialect=args.dialect,
+                pg_version=args.pg_version,
+            )
         elif standalone_detector(args):
             from gonogo.commands.check import check_detector
 

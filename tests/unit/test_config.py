@@ -321,7 +321,8 @@ def _error(directory: Path, text: str) -> ConfigError:
         pytest.param(
             MINIMAL + 'typo = "x"\n',
             "gonogo.toml:6 environments.dev.typo: unknown key (allowed: provider, app, url, "
-            "port, branches, vars, protected, guard, promote_from, verify, database_url_env, gates)",
+            "port, branches, vars, protected, guard, promote_from, verify, database_url_env, "
+            "gates)",
             id="unknown-key-in-environment",
         ),
         pytest.param(

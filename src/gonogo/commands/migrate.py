@@ -319,6 +319,66 @@ def apply(
     return Result(0, run.summary, data)
 
 
+def lint(ctx: Context, env: str, *, pg_version: str | None = None) -> Result:
+    """squawk and gonogo's own checks on each revision pending on env; changes nothing."""
+    from gonogo.migrations.classify import classify_history
+    from gonogo.migrations.history import load_history, pending
+    from gonogo.migrations.lint import find_squawk, lint_revisions
+
+    provider, release = _live(ctx, env)
+    target = provider.migration_target(env, release)
+    history = load_history(target.cwd / target.ini)
+    todo = pending(history, provider.database_revisions(env))
+    dialect = target.database_url.split(":", 1)[0].split("+", 1)[0]
+    classes = classify_history(history, dialect=dialect, revisions=todo)
+    squawk = find_squawk(ctx.environ) if classes.dialect == "postgresql" else None
+    report = lint_revisions(
+        classes.revisions,
+        dialect=classes.dialect,
+        squawk=squawk,
+        pg_version=pg_version,
+        cwd=target.cwd,
+    )
+    _print_lint(ctx.out, report)
+    data: dict[str, Any] = {
+        "command": "migrate lint",
+        "env": env,
+        "release": release.label,
+        "pending": todo,
+        **report.to_dict(),
+    }
+    if not todo:
+        return Result(0, f"{env} is at head: nothing pending to lint", data)
+    if not report.ok:
+        return Result(EXIT_NOGO, f"NO-GO: {report.summary()}", data)
+    return Result(0, report.summary(), data)
+
+
+def lint_alembic(
+    out: Output,
+    ini: Path | None,
+    *,
+    directory: Path | None = None,
+    dialect: str = "sqlite",
+    pg_version: str | None = None,
+) -> Result:
+    """Every revision of an alembic history, linted; no gonogo.toml needed."""
+    from gonogo.migrations.lint import lint_project
+
+    path = ini or _default_ini(directory or Path.cwd())
+    report = lint_project(path, dialect=dialect, pg_version=pg_version)
+    _print_lint(out, report)
+    data = {"command": "migrate lint", "alembic_ini": str(path), **report.to_dict()}
+    return Result(0 if report.ok else EXIT_NOGO, report.summary(), data)
+
+
+def _print_lint(out: Output, report: Any) -> None:
+    # The summary line is the Result's message; print it once.
+    for line in report.lines():
+        if line != report.summary():
+            out.line(line)
+
+
 def classify(
     out: Output, ini: Path | None, *, directory: Path | None = None, dialect: str = "sqlite"
 ) -> Result:

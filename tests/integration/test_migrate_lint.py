@@ -1,0 +1,80 @@
+"""`gonogo migrate lint`: squawk on PostgreSQL, gonogo's own checks everywhere, via the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from conftest import EXAMPLE_APP, config_text
+
+pytestmark = pytest.mark.integration
+
+NO_DOWNGRADE = '''"""index without a way back"""
+from alembic import op
+
+revision = "0004_index_title"
+down_revision = "0003_create_audit_log"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_index("ix_notes_title", "notes", ["title"])
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+def test_sqlite_environment_reports_own_checks_and_no_squawk(project: Any) -> None:
+    project.gonogo("deploy", "staging", check=0)
+    doc = project.json("migrate", "staging", "lint", check=0)
+    assert doc["dialect"] == "sqlite" and doc["squawk"] is None
+    assert [r["revision"] for r in doc["revisions"]] == doc["pending"]
+    rules = {f["rule"] for r in doc["revisions"] for f in r["findings"]}
+    assert rules == {"lossy-operation"}
+
+
+def test_missing_downgrade_is_no_go(project: Any) -> None:
+    (project.root / "migrations" / "versions" / "0004_index_title.py").write_text(NO_DOWNGRADE)
+    project.commit("WO-4: index")
+    project.gonogo(
+        "deploy", "staging", "--override", "rollback-feasible", "--reason", "index only",
+        check=0,
+    )
+    proc = project.gonogo("migrate", "staging", "lint", check=2)
+    assert "missing-downgrade" in proc.stdout and "0004_index_title" in proc.stdout
+
+
+def test_postgresql_environment_runs_squawk_per_revision(project: Any, pg_url: str) -> None:
+    section = "[environments.staging]\n"
+    project.write_config(
+        config_text(project.staging_port, project.production_port).replace(
+            section, section + 'database_url_env = "STAGING_DATABASE_URL"\n'
+        )
+    )
+    env = {"STAGING_DATABASE_URL": pg_url}
+    project.gonogo("deploy", "staging", env=env, check=0)
+    doc = project.json("migrate", "staging", "lint", env=env, check=0)
+    assert doc["dialect"] == "postgresql" and doc["squawk"]["version"]
+    by_rev = {r["revision"]: r for r in doc["revisions"]}
+    body = by_rev["0002_add_notes_body"]
+    assert body["squawk_ran"] is True
+    assert "lock-timeout-not-set" in {f["rule"] for f in body["findings"]}
+    sources = {f["source"] for r in doc["revisions"] for f in r["findings"]}
+    assert sources == {"squawk", "gonogo"}
+
+
+def test_lint_without_gonogo_toml() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "gonogo", "migrate", "lint", "--alembic-ini",
+         str(EXAMPLE_APP / "alembic.ini"), "--dialect", "postgresql"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "squawk" in proc.stdout and "0003_create_audit_log" in proc.stdout
+    assert proc.stdout.count("revisions linted") + proc.stderr.count("revisions linted") == 1
