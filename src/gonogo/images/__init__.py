@@ -1,0 +1,1 @@
+"""Container images: OCI image layouts, registry pushes and registry credentials."""
