@@ -168,3 +168,89 @@ def test_a_failing_revision_stops_apply_and_says_where_the_database_is(project: 
     history = project.json("history", "staging", check=0)
     assert history["runs"][0]["command"] == "migrate apply"
     assert history["runs"][0]["status"] == "failed"
+    assert "0004_broken" in status["last_problem"]["message"]
+    env = project.json("status", "staging", check=0)["environments"][0]
+    assert env["database"]["revisions"] == ["0003_create_audit_log"]
+    assert env["database"]["problem"]["status"] == "failed"
+
+
+SLOW_0004 = '''"""an index that takes long to build"""
+import os
+import time
+from pathlib import Path
+
+from alembic import context, op
+
+revision = "0004_slow_index"
+down_revision = "0003_create_audit_log"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # The test drops slow.flag beside the database to hold the migration here.
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith("sqlite:///"):
+        held = (Path(url.removeprefix("sqlite:///")).parent / "slow.flag").exists()
+        if held and not context.is_offline_mode():  # not while rendering the SQL
+            time.sleep(60)
+    op.create_index("ix_notes_title", "notes", ["title"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_notes_title", table_name="notes")
+'''
+
+
+def test_a_crash_midway_is_visible_in_status_and_history(project: Any) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from support import ledger_rows
+
+    migrated(project)
+    (project.root / "migrations" / "versions" / "0004_slow_index.py").write_text(SLOW_0004)
+    project.commit("WO-12: slow index")
+    project.gonogo("deploy", "staging", check=0)
+    project.gonogo("migrate", "staging", "approve", check=0)
+    (project.root / ".gonogo" / "local" / "staging" / "slow.flag").write_text("hold\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gonogo", "migrate", "staging", "apply"],
+        cwd=project.root, env=project.base_env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not ledger_rows(
+            project, "SELECT * FROM steps WHERE name = 'migrate' AND status = 'running'"
+        ):
+            assert time.monotonic() < deadline, "migrate apply never started its step"
+            assert proc.poll() is None, "migrate apply ended early"
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the machine "crashes": nothing gets recorded
+        proc.wait(timeout=30)
+
+    env = project.json("status", "staging", check=0)["environments"][0]
+    problem = env["database"]["problem"]
+    assert problem["status"] == "crashed" and "0004_slow_index" in problem["failed_step"]
+    assert env["lock"]["stale"] is True
+    text = project.gonogo("status", "staging", check=0).stdout
+    assert "crashed" in text and "0004_slow_index" in text
+    history = project.json("history", "staging", check=0)
+    assert history["runs"][0]["command"] == "migrate apply"
+    assert history["runs"][0]["status"] == "crashed"
+    status = project.json("migrate", "staging", "status", check=0)
+    assert status["last_problem"]["status"] == "crashed"
+    assert status["current"] == ["0003_create_audit_log"]
+
+    # Clearing the lock records the dead run as interrupted; the problem stays visible.
+    project.gonogo("unlock", "staging", "--reason", "machine crashed", check=0)
+    again = project.json("migrate", "staging", "status", check=0)
+    assert again["last_problem"]["status"] == "interrupted"
+    (project.root / ".gonogo" / "local" / "staging" / "slow.flag").unlink()
+    project.gonogo("migrate", "staging", "apply", check=0)
+    assert project.json("migrate", "staging", "status", check=0)["last_problem"] is None

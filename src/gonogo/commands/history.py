@@ -12,13 +12,16 @@ from gonogo.result import Result
 
 def history(ctx: Context, env: str, *, limit: int = 20) -> Result:
     ctx.env(env)
+    from gonogo.commands._run_state import shown_status
+
     runs = ctx.ledger.runs(env, limit=limit)
     releases = ctx.ledger.releases(env)
     rows: list[dict[str, Any]] = [
         {
             "run_id": r.id,
             "command": r.command,
-            "status": r.status,
+            # A run the ledger calls running whose process is gone is shown as crashed.
+            "status": shown_status(ctx, r),
             "exit_code": r.exit_code,
             "sha": r.sha,
             "actor": r.actor,

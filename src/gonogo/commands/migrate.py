@@ -88,6 +88,7 @@ def _live(ctx: Context, env: str) -> tuple[Provider, ReleaseRow]:
 
 def status(ctx: Context, env: str) -> Result:
     """Where env's database is, where the live release's migrations end, what is pending."""
+    from gonogo.commands._run_state import migration_problem
     from gonogo.migrations.history import load_history, pending
 
     provider, release = _live(ctx, env)
@@ -107,6 +108,10 @@ def status(ctx: Context, env: str) -> Result:
     }
     ctx.out.line(f"{env} database: {', '.join(current) or 'base (empty)'}")
     ctx.out.line(f"{release.label} migrations head: {', '.join(history.heads)}")
+    problem = migration_problem(ctx, env)
+    data["last_problem"] = problem
+    if problem:
+        ctx.out.line(f"  ! {problem['message']}")
     if not single:
         merge = f"alembic merge -m 'merge heads' {' '.join(history.heads)}"
         data["merge_command"] = merge

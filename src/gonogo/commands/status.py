@@ -54,7 +54,23 @@ def env_status(ctx: Context, env: str) -> dict[str, Any]:
     if lock is not None:
         stale = lock.host == ctx.host and not pid_alive(lock.pid)
         info["lock"] = {**lock.__dict__, "stale": stale}
+    if ctx.config.migrations is not None:
+        info["database"] = _database(ctx, provider, env)
     return info
+
+
+def _database(ctx: Context, provider: Any, env: str) -> dict[str, Any]:
+    """The database's revision now, and the last database change if it did not finish."""
+    from gonogo.commands._run_state import migration_problem
+    from gonogo.errors import GonogoError
+
+    db: dict[str, Any] = {"revisions": None, "error": None}
+    try:
+        db["revisions"] = provider.database_revisions(env)
+    except GonogoError as exc:
+        db["error"] = exc.message
+    db["problem"] = migration_problem(ctx, env)
+    return db
 
 
 def status(ctx: Context, env: str | None = None) -> Result:
@@ -73,6 +89,12 @@ def status(ctx: Context, env: str | None = None) -> Result:
         ctx.out.line(f"{e['env']:<12} {rel}, {verified}; {run}")
         if e.get("warning"):
             ctx.out.line(f"  ! {e['warning']}")
+        db = e.get("database")
+        if db is not None:
+            at = db["error"] or (", ".join(db["revisions"]) or "base (empty)")
+            ctx.out.line(f"  database: {at}")
+            if db["problem"]:
+                ctx.out.line(f"  ! {db['problem']['message']}")
         if e["lock"]:
             lk = e["lock"]
             state = "STALE (holder process is gone)" if lk["stale"] else "held"
