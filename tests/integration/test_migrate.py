@@ -254,3 +254,51 @@ def test_a_crash_midway_is_visible_in_status_and_history(project: Any) -> None:
     (project.root / ".gonogo" / "local" / "staging" / "slow.flag").unlink()
     project.gonogo("migrate", "staging", "apply", check=0)
     assert project.json("migrate", "staging", "status", check=0)["last_problem"] is None
+
+
+def _db_revision(project: Any) -> list[str]:
+    import sqlite3
+
+    path = project.root / ".gonogo" / "local" / "staging" / "app.db"
+    with sqlite3.connect(path) as conn:
+        return [r[0] for r in conn.execute("SELECT version_num FROM alembic_version")]
+
+
+def _deploy_anyway(project: Any) -> None:
+    project.gonogo(
+        "deploy", "staging", "--override", "rollback-feasible", "--reason", "bad input test",
+        check=0,
+    )
+
+
+@pytest.mark.parametrize("breakage", ["ahead", "broken-file", "no-ini", "app-import"])
+def test_bad_migration_input_is_one_line_and_applies_nothing(project: Any, breakage: str) -> None:
+    migrated(project)
+    versions = project.root / "migrations" / "versions"
+    words = {
+        "ahead": "not in this repository's migration history",
+        "broken-file": "0004_broken_syntax.py",
+        "no-ini": "alembic.ini",
+        "app-import": "0004_imports_app.py",
+    }[breakage]
+    if breakage == "ahead":
+        (versions / "0003_create_audit_log.py").unlink()
+    elif breakage == "broken-file":
+        (versions / "0004_broken_syntax.py").write_text(
+            'revision = "0004"\ndown_revision = "0003_create_audit_log"\ndef upgrade(:\n'
+        )
+    elif breakage == "no-ini":
+        (project.root / "alembic.ini").unlink()
+    else:
+        (versions / "0004_imports_app.py").write_text(
+            '"""imports a module that raises"""\nfrom app.settings_that_do_not_exist import X\n'
+            'revision = "0004"\ndown_revision = "0003_create_audit_log"\n'
+        )
+    project.commit(f"WO-13: {breakage}")
+    _deploy_anyway(project)
+    for action in ("status", "plan", "approve", "apply"):
+        proc = project.gonogo("migrate", "staging", action, check=1)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in proc.stderr, (action, proc.stderr)
+        assert words in lines[0], (action, lines[0])
+    assert _db_revision(project) == ["0003_create_audit_log"]

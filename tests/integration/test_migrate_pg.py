@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -72,3 +73,21 @@ def test_unset_variable_and_unreachable_database_are_one_line_errors(
     assert "cannot read alembic_version" in proc.stderr
     assert "pw-hidden" not in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_rehearse_uses_a_scratch_database_and_drops_it(
+    project: Any, pg_server: PgServer
+) -> None:
+    name = pg_server.create_database()
+    env = use_postgres(project, pg_server.url(name, password=PASSWORD))
+    project.gonogo("deploy", "staging", env=env, check=0)
+    doc = project.json("migrate", "staging", "rehearse", env=env, check=0)
+    assert doc["ok"] is True and doc["basis"].startswith("pg_dump --schema-only")
+    assert len(doc["revisions"]) == 3
+    assert not [d for d in pg_server.databases() if d.startswith("gonogo_rehearse_")]
+    # The environment's own database was not migrated by the rehearsal.
+    assert pg_server.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'alembic_version'",
+        name,
+    ) == [(0,)]
+    assert PASSWORD not in json.dumps(doc)

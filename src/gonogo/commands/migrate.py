@@ -182,7 +182,8 @@ def rehearse(ctx: Context, env: str) -> Result:
     provider, release = _live(ctx, env)
     target = provider.migration_target(env, release)
     with Run(ctx, "migrate rehearse", env, sha=release.sha) as run:
-        # The copy may hold real rows: it lives in a temporary folder, never in the evidence.
+        # A SQLite copy may hold real rows: it lives in a temporary folder, never in the
+        # evidence. A PostgreSQL rehearsal copies the schema only, into a scratch database.
         with tempfile.TemporaryDirectory(prefix="gonogo-rehearse-") as tmp:
             result = run_rehearsal(target, workdir=Path(tmp))
             log = Path(result.log)
@@ -190,6 +191,7 @@ def rehearse(ctx: Context, env: str) -> Result:
                 run.evidence.write_text("rehearsal.log", log.read_text(errors="replace"))
         doc = result.to_dict()
         run.evidence.write_json("rehearsal.json", doc)
+        ctx.out.line(f"  copy: {result.basis}")
         for step in result.steps:
             mark = "✔" if step.ok else "✘"
             ctx.out.line(

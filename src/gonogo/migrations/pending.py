@@ -70,10 +70,13 @@ def _alembic(target: MigrationTarget, *args: str) -> str:
 
 
 def pending_sql(target: MigrationTarget) -> PendingSql:
-    from gonogo.migrations.history import load_history
+    from gonogo.migrations.history import load_history, pending
 
     current = tuple(current_revisions(target.database_url))
-    repo_heads = tuple(sorted(load_history(target.cwd / target.ini).heads))
+    history = load_history(target.cwd / target.ini)
+    repo_heads = tuple(sorted(history.heads))
+    # A database ahead of the code is named as such, before alembic's own wording.
+    pending(history, list(current))
     if len(repo_heads) > 1:
         raise GonogoError(
             f"the migration history has {len(repo_heads)} heads ({', '.join(repo_heads)}); "

@@ -1,8 +1,7 @@
 """Rehearse pending migrations on a throwaway copy of an environment's database.
 
-`rehearse(target, workdir=...)` copies the database (SQLite: the file, through SQLite's backup
-API so a live database gives a consistent copy; a missing file starts empty) into ``workdir``
-and, against that copy only, runs for every pending revision R, in order:
+`rehearse(target, workdir=...)` copies the database and, against that copy only, runs for
+every pending revision R, in order:
 
 ``upgrade``    ``alembic upgrade R``
 ``downgrade``  ``alembic downgrade P`` (P = R's down revision, ``base`` for the first one;
@@ -34,8 +33,20 @@ killed and the step fails. The child refuses any database connection other than 
 (a SQLAlchemy ``do_connect`` hook), so an ``env.py`` that ignores ``DATABASE_URL`` fails
 the first step instead of touching the real database.
 
-Only SQLite so far. A PostgreSQL target will need a scratch database instead of a file
-copy (`_Scratch` and the child's connection guard and schema snapshot are where it fits).
+The copy (``Rehearsal.basis`` says which it was):
+
+- SQLite (``"file copy"``): the file, rows included, through SQLite's backup API so a live
+  database gives a consistent copy, into ``workdir`` (a missing file starts empty); it stays
+  there for the caller to look at or delete with ``workdir``.
+- PostgreSQL: a scratch database on the same server, ``gonogo_rehearse_<UTC time>_<random>``
+  (the role needs CREATEDB), with a copy of the schema and of the ``alembic_version`` rows,
+  never of the table data: ``pg_dump --schema-only`` of the target, so drift made by hand is
+  rehearsed too; when pg_dump is missing or fails (a server newer than the client), ``alembic
+  upgrade <the target's revision>`` on the empty scratch database, which ``basis`` says (the
+  revisions' schema then, without any drift). The scratch database is dropped when the
+  rehearsal ends, however it ends; one left by a gonogo killed outright is recognisable by
+  its name prefix and comment (see `gonogo.migrations.scratch_pg`). Only ``workdir``'s log
+  remains. The child's guard admits only the scratch database (same host, port and name).
 """
 
 from __future__ import annotations
@@ -53,12 +64,13 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Literal, cast
 from urllib.parse import quote
 
 from gonogo.errors import GonogoError
+from gonogo.migrations import scratch_pg
 from gonogo.migrations.alembic import current_revisions
 from gonogo.migrations.history import History, load_history, pending
 from gonogo.migrations.pending import MigrationTarget
@@ -68,6 +80,7 @@ Mode = Literal["batch", "per-command"]
 
 ROUND_TRIP: frozenset[str] = frozenset({"upgrade", "downgrade", "reupgrade"})
 DEFAULT_STEP_TIMEOUT = 300.0
+DUMP_MIN_TIMEOUT = 60.0  # pg_dump's bound, even when the steps' is shorter
 LOG_NAME = "rehearse-alembic.log"
 _HEADER = "== gonogo rehearse: "
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*:")
@@ -110,6 +123,10 @@ class Rehearsal:
     seconds: float
     log: str
     mode: Mode = "batch"
+    # How the copy was made: "file copy" (SQLite), pg_dump, or alembic upgrade (and why).
+    basis: str = "file copy"
+    # Problems that do not change the findings (a scratch database left behind).
+    warnings: tuple[str, ...] = ()
 
     @property
     def failed(self) -> list[RehearsalStep]:
@@ -150,6 +167,9 @@ class Rehearsal:
 
     @property
     def summary(self) -> str:
+        return "; ".join([self._findings(), *(f"warning: {w}" for w in self.warnings)])
+
+    def _findings(self) -> str:
         n = len(self.revisions)
         failed = self.failed
         if failed:
@@ -192,6 +212,8 @@ class Rehearsal:
             "seconds": round(self.seconds, 3),
             "log": self.log,
             "mode": self.mode,
+            "basis": self.basis,
+            "warnings": list(self.warnings),
         }
 
 
@@ -211,17 +233,64 @@ def rehearse(
     mode: Mode = "batch",
     step_timeout: float = DEFAULT_STEP_TIMEOUT,
 ) -> Rehearsal:
-    """Rehearse ``target``'s pending revisions on a copy of its database made in ``workdir``.
+    """Rehearse ``target``'s pending revisions on a copy of its database (see the module).
 
-    Raises `GonogoError` (one line) for a database that is not SQLite, an unreadable
-    database or migration history, several heads, or a database ahead of the repository.
-    A failing migration is not an error: it is in the returned `Rehearsal`.
+    Raises `GonogoError` (one line) for a database that is neither SQLite nor PostgreSQL, an
+    unreadable database or migration history, several heads, a database ahead of the
+    repository, or PostgreSQL credentials that cannot create a database. A failing migration
+    is not an error: it is in the returned `Rehearsal`.
     """
     if mode not in ("batch", "per-command"):
         raise GonogoError(f"unknown rehearse mode {mode!r}")
-    started = time.perf_counter()
-    workdir = Path(workdir)
-    scratch = _sqlite_scratch(target, workdir)
+    run = _Run(target, Path(workdir), mode, step_timeout, time.perf_counter())
+    if scratch_pg.is_postgresql(_scheme(target.database_url)):
+        return _rehearse_postgresql(run)
+    scratch = _sqlite_scratch(target, run.workdir)
+    history = _history(target)
+    scratch.create()
+    request = run.request(scratch.url, scratch.guard())
+    return _rehearse_on(
+        run,
+        history,
+        request,
+        database=str(scratch.path),
+        start=current_revisions(scratch.url),
+        basis="file copy",
+    )
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One `rehearse` call's arguments."""
+
+    target: MigrationTarget
+    workdir: Path
+    mode: Mode
+    step_timeout: float
+    started: float
+
+    def request(self, url: str, guard: Mapping[str, str]) -> _Request:
+        """The child's request, with a fresh log in ``workdir``."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = self.workdir / LOG_NAME
+        log.write_text("")
+        return _Request(
+            ini=self.target.ini,
+            cwd=self.target.cwd,
+            environ={**self.target.environ, "DATABASE_URL": url},
+            scratch=guard,
+            log=log,
+        )
+
+
+def _scheme(raw: str | None) -> str:
+    raw = (raw or "").strip()
+    if not raw:
+        raise GonogoError("no database URL to rehearse against")
+    return raw.split("://", 1)[0] if "://" in raw else raw.split(":", 1)[0]
+
+
+def _history(target: MigrationTarget) -> History:
     history = load_history(target.cwd / target.ini)
     if len(history.heads) > 1:
         raise GonogoError(
@@ -229,40 +298,39 @@ def rehearse(
             f"({', '.join(history.heads)}); merge them first: "
             f"alembic merge -m 'merge heads' {' '.join(history.heads)}"
         )
-    scratch.create()
-    start = current_revisions(scratch.url)
+    return history
+
+
+def _pending(history: History, start: Sequence[str]) -> list[str]:
     if len(start) > 1:
         raise GonogoError(
             f"the database has several revisions stamped ({', '.join(start)}); "
             "resolve that before rehearsing"
         )
-    todo = pending(history, start)
+    return pending(history, start)
+
+
+def _rehearse_on(
+    run: _Run,
+    history: History,
+    request: _Request,
+    *,
+    database: str,
+    start: list[str],
+    basis: str,
+) -> Rehearsal:
+    """Run the plan for ``start``'s pending revisions against the copy in ``request``."""
+    todo = _pending(history, start)
     plan = _plan(history, start, todo)
-    log = workdir / LOG_NAME
-    log.write_text("")
-    environ = {**target.environ, "DATABASE_URL": scratch.url}
-    request = _Request(ini=target.ini, cwd=target.cwd, environ=environ, scratch=scratch, log=log)
-    if mode == "batch":
-        outcomes = _run_child(request, plan, {}, step_timeout)
+    if run.mode == "batch":
+        outcomes = _run_child(request, plan, {}, run.step_timeout)
     else:
-        outcomes = []
-        snapshots: dict[int, Snapshot] = {}
-        for planned in plan:
-            needed = {} if planned.expect is None else {planned.expect: snapshots[planned.expect]}
-            got = _run_child(request, [planned], needed, step_timeout)
-            outcomes.extend(got)
-            for outcome in got:
-                if outcome.snapshot is not None:
-                    snapshots[outcome.index + 1] = outcome.snapshot
-                if outcome.before is not None:
-                    snapshots.setdefault(outcome.index, outcome.before)
-            if not got or not got[-1].ok:
-                break
+        outcomes = _run_per_command(request, plan, run.step_timeout)
     steps = [
         RehearsalStep(
             revision=plan[o.index].revision,
             action=plan[o.index].action,
-            command=_display_command(target.ini, plan[o.index].args),
+            command=_display_command(run.target.ini, plan[o.index].args),
             ok=o.ok,
             seconds=o.seconds,
             error=o.error,
@@ -270,28 +338,120 @@ def rehearse(
         for o in outcomes
     ]
     return Rehearsal(
-        database=str(scratch.path),
+        database=database,
         start=list(start),
         revisions=list(todo),
         head=history.heads[0] if history.heads else None,
         steps=steps,
-        seconds=time.perf_counter() - started,
-        log=str(log),
-        mode=mode,
+        seconds=time.perf_counter() - run.started,
+        log=str(request.log),
+        mode=run.mode,
+        basis=basis,
     )
 
 
-# -- the throwaway database ------------------------------------------------------------------
+def _run_per_command(
+    request: _Request, plan: Sequence[_Planned], step_timeout: float
+) -> list[_Outcome]:
+    outcomes: list[_Outcome] = []
+    snapshots: dict[int, Snapshot] = {}
+    for planned in plan:
+        needed = {} if planned.expect is None else {planned.expect: snapshots[planned.expect]}
+        got = _run_child(request, [planned], needed, step_timeout)
+        outcomes.extend(got)
+        for outcome in got:
+            if outcome.snapshot is not None:
+                snapshots[outcome.index + 1] = outcome.snapshot
+            if outcome.before is not None:
+                snapshots.setdefault(outcome.index, outcome.before)
+        if not got or not got[-1].ok:
+            break
+    return outcomes
+
+
+# -- PostgreSQL: a scratch database ------------------------------------------------------------
+
+
+def _rehearse_postgresql(run: _Run) -> Rehearsal:
+    """Rehearse on a scratch database, and drop it whatever happens."""
+    target = scratch_pg.PgUrl.parse(run.target.database_url)
+    history = _history(run.target)
+    scratch = scratch_pg.ScratchDatabase.create(target)
+    try:
+        result = _rehearse_on_scratch(run, history, scratch)
+    except BaseException as exc:  # a GonogoError, Ctrl-C, a bug: drop it all the same
+        problem = scratch.drop()
+        if problem is not None and isinstance(exc, GonogoError):
+            # The one-line message is all a person sees: the leftover goes in it.
+            exc.message = f"{exc.message}; also, {problem}"
+            exc.args = (exc.message,)
+        elif problem is not None:
+            exc.add_note(problem)
+        raise
+    problem = scratch.drop()
+    if problem is None:
+        return result
+    return replace(result, warnings=(*result.warnings, problem))
+
+
+def _rehearse_on_scratch(
+    run: _Run, history: History, scratch: scratch_pg.ScratchDatabase
+) -> Rehearsal:
+    request = run.request(scratch.url.render(), scratch.url.guard())
+    copy = scratch.copy_schema(timeout=max(run.step_timeout, DUMP_MIN_TIMEOUT))
+    if copy.copied:
+        basis = "pg_dump --schema-only of the database, with its alembic_version rows"
+    else:
+        _note(request.log, f"schema copy: {copy.reason}")
+        basis = _rebuild_schema(run, history, request, copy)
+    return _rehearse_on(
+        run,
+        history,
+        request,
+        database=scratch.url.display(),
+        start=scratch.revisions(),
+        basis=basis,
+    )
+
+
+def _rebuild_schema(
+    run: _Run, history: History, request: _Request, copy: scratch_pg.SchemaCopy
+) -> str:
+    """Without pg_dump's copy: ``alembic upgrade`` the empty scratch database to the
+    target's revision, in a guarded child like every step. Returns the basis."""
+    _pending(history, copy.revisions)  # the same one-line errors as for a copy
+    if not copy.revisions:
+        return f"an empty database, not a copy of the schema ({copy.reason})"
+    [revision] = copy.revisions
+    _note(request.log, f"schema copy: alembic upgrade {revision} instead")
+    step = _Planned(0, revision, "upgrade", ("upgrade", revision))
+    outcomes = _run_child(request, [step], {}, run.step_timeout)
+    if not outcomes or not outcomes[-1].ok:
+        why = outcomes[-1].error if outcomes else "no result"
+        raise GonogoError(
+            f"cannot build the scratch database's schema with alembic upgrade {revision} "
+            f"({copy.reason}): {why}"
+        )
+    return (
+        f"alembic upgrade {revision} on an empty database, not a copy of the schema ({copy.reason})"
+    )
+
+
+def _note(log: Path, text: str) -> None:
+    with log.open("a", encoding="utf-8") as fh:
+        fh.write(f"{_HEADER}{text}\n")
+
+
+# -- SQLite: a file copy -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class _Scratch:
-    """The copy the rehearsal runs against: its URL for DATABASE_URL and its file."""
+    """The SQLite copy the rehearsal runs against: its URL for DATABASE_URL and its file."""
 
     url: str
     path: Path
     source: Path | None
-    dialect: str = "sqlite"
 
     def create(self) -> None:
         for suffix in ("", "-journal", "-wal", "-shm"):
@@ -315,16 +475,14 @@ class _Scratch:
             ) from None
 
     def guard(self) -> dict[str, str]:
-        return {"dialect": self.dialect, "path": str(self.path)}
+        return {"dialect": "sqlite", "path": str(self.path)}
 
 
 def _sqlite_scratch(target: MigrationTarget, workdir: Path) -> _Scratch:
     raw = (target.database_url or "").strip()
-    if not raw:
-        raise GonogoError("no database URL to rehearse against")
-    scheme = raw.split("://", 1)[0] if "://" in raw else raw.split(":", 1)[0]
+    scheme = _scheme(raw)
     if scheme.split("+", 1)[0].lower() != "sqlite":
-        raise GonogoError(f"rehearse supports SQLite databases so far; {scheme} is not")
+        raise GonogoError(f"rehearse supports SQLite and PostgreSQL databases; {scheme} is not")
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -422,7 +580,7 @@ class _Request:
     ini: str
     cwd: Path
     environ: Mapping[str, str]
-    scratch: _Scratch
+    scratch: Mapping[str, str]  # what the child may connect to and snapshot (a "guard")
     log: Path
 
 
@@ -445,7 +603,7 @@ def _run_child(
     """Run ``steps`` in one child process; stop at the first failure. Outcomes in order."""
     payload = {
         "ini": request.ini,
-        "scratch": request.scratch.guard(),
+        "scratch": dict(request.scratch),
         "steps": [
             {
                 "index": s.index,
@@ -721,6 +879,15 @@ def _install_guard(scratch: Mapping[str, str]) -> None:
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
+    postgresql = scratch["dialect"] == "postgresql"
+    check = _pg_guard(scratch) if postgresql else _sqlite_guard(scratch)
+    event.listen(Engine, "do_connect", check)
+
+
+_Check = Callable[[Any, Any, list[Any], dict[str, Any]], None]
+
+
+def _sqlite_guard(scratch: Mapping[str, str]) -> _Check:
     allowed = os.path.realpath(scratch["path"])
 
     def check(dialect: Any, _rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
@@ -735,7 +902,27 @@ def _install_guard(scratch: Mapping[str, str]) -> None:
             "(does env.py take its URL from DATABASE_URL?)"
         )
 
-    event.listen(Engine, "do_connect", check)
+    return check
+
+
+def _pg_guard(scratch: Mapping[str, str]) -> _Check:
+    def check(dialect: Any, _rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
+        if dialect.name == "postgresql" and not cargs and scratch_pg.allows(scratch, cparams):
+            return
+        where = scratch_pg.describe(cparams) if not cargs else "?"
+        raise RuntimeError(
+            f"gonogo rehearse refused a connection to {dialect.name} database {where}: "
+            f"only the scratch copy {scratch['display']} may be used "
+            "(does env.py take its URL from DATABASE_URL?)"
+        )
+
+    return check
+
+
+def _schema(scratch: Mapping[str, str]) -> Snapshot:
+    if scratch["dialect"] == "postgresql":
+        return scratch_pg.snapshot(scratch["url"])
+    return _sqlite_schema(scratch["path"])
 
 
 def _child_error(exc: BaseException) -> str:
@@ -758,7 +945,6 @@ def _driver(
     run: Callable[[str, Sequence[str]], None] = _run_alembic,
 ) -> int:
     scratch = cast(Mapping[str, str], request["scratch"])
-    path = scratch["path"]
     _install_guard(scratch)
     snapshots: dict[int, Snapshot] = {
         int(k): v for k, v in cast(Mapping[str, Snapshot], request["snapshots"]).items()
@@ -766,7 +952,7 @@ def _driver(
     steps = cast(list[dict[str, Any]], request["steps"])
     before: Snapshot | None = None
     if steps and int(steps[0]["index"]) not in snapshots:
-        before = _sqlite_schema(path)
+        before = _schema(scratch)
         snapshots[int(steps[0]["index"])] = before
     emit({"event": "ready", "snapshot": before})
     for step in steps:
@@ -788,7 +974,13 @@ def _driver(
             traceback.print_exc(file=sys.stderr)
             error = _child_error(exc)
         seconds = time.perf_counter() - started
-        snapshot = _sqlite_schema(path) if error is None else None
+        snapshot: Snapshot | None = None
+        if error is None:
+            try:
+                snapshot = _schema(scratch)
+            except Exception as exc:  # the copy went away, the server stopped...
+                traceback.print_exc(file=sys.stderr)
+                error = f"cannot read the schema after it: {_child_error(exc)}"
         if snapshot is not None:
             snapshots[index + 1] = snapshot
             expect = step.get("expect")
