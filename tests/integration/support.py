@@ -50,3 +50,34 @@ def ledger_rows(project: Any, query: str, params: tuple[Any, ...] = ()) -> list[
         raise
     finally:
         conn.close()
+
+
+def revision_file(
+    revision: str,
+    doc: str,
+    upgrade: str,
+    downgrade: str,
+    *,
+    down: str = "0003_create_audit_log",
+    imports: str = "",
+) -> str:
+    """The text of an alembic revision on top of the example app's history."""
+    return (
+        f'"""{doc}"""\n{imports}from alembic import op\n\n'
+        f'revision = "{revision}"\ndown_revision = "{down}"\n'
+        "branch_labels = None\ndepends_on = None\n\n\n"
+        f"def upgrade() -> None:\n    {upgrade}\n\n\n"
+        f"def downgrade() -> None:\n    {downgrade}\n"
+    )
+
+
+INDEX_TITLE_UP = 'op.create_index("ix_notes_title", "notes", ["title"])'
+INDEX_TITLE_DOWN = 'op.drop_index("ix_notes_title", table_name="notes")'
+DROP_BODY = revision_file(
+    "0004_drop_body",
+    "drop notes.body",
+    'with op.batch_alter_table("notes") as batch:\n        batch.drop_column("body")',
+    'with op.batch_alter_table("notes") as batch:\n'
+    '        batch.add_column(sa.Column("body", sa.Text(), nullable=True))',
+    imports="import sqlalchemy as sa\n",
+)

@@ -6,45 +6,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import DROP_BODY, INDEX_TITLE_DOWN, INDEX_TITLE_UP, revision_file
 
 pytestmark = pytest.mark.integration
 
-DROP_BODY = '''"""drop notes.body"""
-import sqlalchemy as sa
-from alembic import op
 
-revision = "0004_drop_body"
-down_revision = "0003_create_audit_log"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    with op.batch_alter_table("notes") as batch:
-        batch.drop_column("body")
-
-
-def downgrade() -> None:
-    with op.batch_alter_table("notes") as batch:
-        batch.add_column(sa.Column("body", sa.Text(), nullable=True))
-'''
-
-SECOND_HEAD = '''"""a branch nobody merged"""
-from alembic import op
-
-revision = "0004_other_branch"
-down_revision = "0003_create_audit_log"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.create_index("ix_notes_title", "notes", ["title"])
-
-
-def downgrade() -> None:
-    op.drop_index("ix_notes_title", table_name="notes")
-'''
+SECOND_HEAD = revision_file(
+    "0004_other_branch", "a branch nobody merged", INDEX_TITLE_UP, INDEX_TITLE_DOWN
+)
 
 
 def migrated(project: Any) -> None:

@@ -7,27 +7,15 @@ import sys
 from typing import Any
 
 import pytest
+from support import INDEX_TITLE_UP, revision_file
 
 from conftest import EXAMPLE_APP, config_text
 
 pytestmark = pytest.mark.integration
 
-NO_DOWNGRADE = '''"""index without a way back"""
-from alembic import op
-
-revision = "0004_index_title"
-down_revision = "0003_create_audit_log"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.create_index("ix_notes_title", "notes", ["title"])
-
-
-def downgrade() -> None:
-    pass
-'''
+NO_DOWNGRADE = revision_file(
+    "0004_index_title", "index without a way back", INDEX_TITLE_UP, "pass"
+)
 
 
 def test_sqlite_environment_reports_own_checks_and_no_squawk(project: Any) -> None:

@@ -7,46 +7,14 @@ import sqlite3
 from typing import Any
 
 import pytest
-from support import ledger_rows
+from support import DROP_BODY, INDEX_TITLE_DOWN, INDEX_TITLE_UP, ledger_rows, revision_file
 
 pytestmark = pytest.mark.integration
 
-ADD_INDEX = '''"""index notes.title"""
-from alembic import op
+ADD_INDEX = revision_file(
+    "0004_index_title", "index notes.title", INDEX_TITLE_UP, INDEX_TITLE_DOWN
+)
 
-revision = "0004_index_title"
-down_revision = "0003_create_audit_log"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.create_index("ix_notes_title", "notes", ["title"])
-
-
-def downgrade() -> None:
-    op.drop_index("ix_notes_title", table_name="notes")
-'''
-
-DROP_BODY = '''"""drop notes.body"""
-import sqlalchemy as sa
-from alembic import op
-
-revision = "0004_drop_body"
-down_revision = "0003_create_audit_log"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    with op.batch_alter_table("notes") as batch:
-        batch.drop_column("body")
-
-
-def downgrade() -> None:
-    with op.batch_alter_table("notes") as batch:
-        batch.add_column(sa.Column("body", sa.Text(), nullable=True))
-'''
 
 
 def db_revision(project: Any) -> list[str]:
@@ -166,3 +134,23 @@ def test_bad_db_revisions_are_one_line_errors(project: Any) -> None:
         assert words in proc.stderr and "Traceback" not in proc.stderr
     proc = project.gonogo("rollback", "staging", "--accept-data-loss", check=1)
     assert "--db" in proc.stderr
+
+
+def test_a_failing_downgrade_stops_and_says_where_the_database_is(project: Any) -> None:
+    bad_down = revision_file(
+        "0004_bad_down", "an index whose downgrade fails", INDEX_TITLE_UP,
+        'op.execute("DROP INDEX no_such_index")',
+    )
+    release_with(project, "0004_bad_down", bad_down)
+    proc = project.gonogo(
+        "rollback", "staging", "--db", "0003_create_audit_log", "--accept-data-loss",
+        "--reason", "try it", check=3,
+    )
+    message = proc.stderr.strip()
+    assert "downgrade undoing 0004_bad_down failed on staging" in message
+    assert "The database is at 0004_bad_down" in message and "app was not touched" in message
+    assert db_revision(project) == ["0004_bad_down"]
+    rows = ledger_rows(project, "SELECT * FROM migrations WHERE status = 'downgrade-failed'")
+    assert [r["from_revision"] for r in rows] == ["0004_bad_down"]
+    problem = project.json("status", "staging", check=0)["environments"][0]["database"]
+    assert problem["problem"]["status"] == "failed"

@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gonogo.commands._db_steps import run_db_steps
 from gonogo.context import Context
 from gonogo.errors import DeployFailed, GonogoError
 from gonogo.executor import Run
 from gonogo.gates.model import GateResult, Override
-from gonogo.ledger.store import MigrationRow, ReleaseRow, now_iso
+from gonogo.ledger.store import ReleaseRow, now_iso
 from gonogo.migrations.classify import RevisionClass
 from gonogo.plan import Plan
 from gonogo.providers.base import Provider
@@ -141,40 +142,9 @@ def data_loss_check(ctx: Context, dbr: DbRollback, accept: bool, reason: str | N
 
 def perform(ctx: Context, run: Run, provider: Provider, dbr: DbRollback, plan: Plan) -> list[str]:
     """Run the downgrade steps, recording each; stop at the first that fails."""
-    undone: list[str] = []
-    for i, step in enumerate(plan.steps, 1):
-        rev = step.params["undo"]
-        ctx.out.line(f"  ▸ {step.description}")
-        with run.step(step.action, step.description) as handle:
-            detail = provider.perform(step, run)
-            handle.detail.update(detail)
-            if not detail.get("ok"):
-                handle.status = "failed"
-        ok = bool(detail.get("ok"))
-        after = detail.get("after") or []
-        ctx.ledger.record_migration(
-            MigrationRow(
-                env=dbr.env,
-                run_id=run.id,
-                from_revision=rev,
-                to_revision=step.params["revision"] if ok else (",".join(after) or None),
-                status="downgraded" if ok else "downgrade-failed",
-                applied_at=now_iso(),
-            ),
-            actor=ctx.actor,
-        )
-        if not ok:
-            rest = [s.params["undo"] for s in plan.steps[i:]]
-            tail = " | ".join(detail.get("output_tail") or [])
-            raise DeployFailed(
-                f"downgrade undoing {rev} failed on {dbr.env} (exit {detail.get('exit_code')}): "
-                f"{tail}. The database is at {', '.join(after) or 'base'}"
-                + (f"; undone before it: {', '.join(undone)}" if undone else "")
-                + (f"; not undone: {', '.join(rest)}" if rest else "")
-                + f"; the app was not touched. Log: {run.evidence.folder}/migrate.log",
-                details={"undone": undone, "failed": rev, "not_undone": rest, "database_at": after},
-            )
-        undone.append(rev)
+    undone = run_db_steps(
+        ctx, run, provider, plan, dbr.env, down=True, note="; the app was not touched"
+    )
     after = sorted(provider.database_revisions(dbr.env))
     wanted = [] if dbr.target == "base" else [dbr.target]
     if after != wanted:

@@ -13,65 +13,16 @@ from gonogo.commands._common import (
     record_gates,
     refuse,
 )
+from gonogo.commands._db_steps import run_db_steps
 from gonogo.context import Context
 from gonogo.errors import EXIT_NOGO, DeployFailed, GonogoError, NoGo
 from gonogo.executor import Run
-from gonogo.ledger.store import ApprovalRow, MigrationRow, ReleaseRow, now_iso
+from gonogo.ledger.store import ApprovalRow, ReleaseRow, now_iso
 from gonogo.migrations.pending import pending_sql
 from gonogo.output import Output
-from gonogo.plan import Plan
 from gonogo.providers.base import Provider
 from gonogo.providers.registry import provider_for
 from gonogo.result import Result
-
-
-def _apply_revisions(
-    ctx: Context, run: Run, provider: Provider, plan: Plan, env: str, sql_sha256: str
-) -> list[str]:
-    """Apply one revision per step, recording each; stop at the first that fails."""
-    applied: list[str] = []
-    for i, step in enumerate(plan.steps, 1):
-        revision = step.params["revision"]
-        ctx.out.line(f"  ▸ {step.description}")
-        with run.step(step.action, step.description) as handle:
-            detail = provider.perform(step, run)
-            handle.detail.update(detail)
-            if not detail.get("ok"):
-                handle.status = "failed"
-        before, after = detail.get("before") or [], detail.get("after") or []
-        ok = bool(detail.get("ok"))
-        last = i == len(plan.steps)
-        ctx.ledger.record_migration(
-            MigrationRow(
-                env=env,
-                run_id=run.id,
-                from_revision=",".join(before) or None,
-                to_revision=revision if ok else (",".join(after) or None),
-                status="ok" if ok else "failed",
-                applied_at=now_iso(),
-                # The approved SQL counts as applied once its last revision is in.
-                sql_sha256=sql_sha256 if ok and last else None,
-            ),
-            actor=ctx.actor,
-        )
-        if not ok:
-            rest = [s.params["revision"] for s in plan.steps[i:]]
-            tail = " | ".join(detail.get("output_tail") or [])
-            raise DeployFailed(
-                f"migration {revision} failed on {env} (exit {detail.get('exit_code')}): {tail}. "
-                f"The database is at {', '.join(after) or 'base'}"
-                + (f"; applied before it: {', '.join(applied)}" if applied else "")
-                + (f"; not applied: {', '.join(rest)}" if rest else "")
-                + f". Log: {run.evidence.folder}/migrate.log",
-                details={
-                    "applied": applied,
-                    "failed": revision,
-                    "not_applied": rest,
-                    "database_at": after,
-                },
-            )
-        applied.append(revision)
-    return applied
 
 
 def _live(ctx: Context, env: str) -> tuple[Provider, ReleaseRow]:
@@ -306,7 +257,7 @@ def apply(
         record_gates(ctx, run, report)
         run.evidence.write_text("migration.sql", pending.sql)
         start = provider.database_revisions(env)
-        applied = _apply_revisions(ctx, run, provider, plan, env, pending.sha256)
+        applied = run_db_steps(ctx, run, provider, plan, env, sql_sha256=pending.sha256)
         after = provider.database_revisions(env)
         data.update(before=start, after=after, applied=applied)
         if sorted(after) != sorted(pending.heads):
