@@ -170,7 +170,29 @@ def _h_unlock(ctx: Context, a: argparse.Namespace) -> Result:
 def _h_history(ctx: Context, a: argparse.Namespace) -> Result:
     from gonogo.commands.history import history
 
-    return history(ctx, a.env, limit=a.limit)
+    return history(ctx, a.env, limit=a.limit, since=a.since, sha=a.sha, work_order=a.work_order)
+
+
+def _h_build(ctx: Context, a: argparse.Namespace) -> Result:
+    from gonogo.commands.build import build
+
+    return build(ctx, a.env, ref=a.sha, builder=a.builder, platforms=a.platform, dry_run=a.dry_run)
+
+
+def _h_publish(ctx: Context, a: argparse.Namespace) -> Result:
+    from gonogo.commands.publish import publish
+
+    return publish(
+        ctx,
+        a.env,
+        ref=a.sha,
+        tags=a.tag,
+        builder=a.builder,
+        dry_run=a.dry_run,
+        confirm=a.confirm,
+        override=a.override,
+        reason=a.reason,
+    )
 
 
 def _h_config_validate(ctx: Context, a: argparse.Namespace) -> Result:
@@ -316,10 +338,66 @@ def build_parser() -> _Parser:
     p.add_argument("--force", action="store_true", help="clear it even if the holder looks alive")
     p.set_defaults(handler=_h_unlock)
 
-    p = sub.add_parser("history", parents=[common], help="releases and runs, newest first")
-    p.add_argument("env")
-    p.add_argument("--limit", type=int, default=20)
+    p = sub.add_parser(
+        "history",
+        parents=[common],
+        help="releases, migrations, approvals, overrides, rollbacks and runs, newest first",
+    )
+    p.add_argument("env", nargs="?", help="one environment (default: all)")
+    p.add_argument("--limit", type=int, default=50, help="at most this many entries and runs")
+    p.add_argument("--since", help="a date, a time, or a duration back from now (24h, 7d)")
+    p.add_argument("--sha", help="only runs of commits starting with this")
+    p.add_argument("--work-order", help="only runs whose commit names this work order")
     p.set_defaults(handler=_h_history)
+
+    p = sub.add_parser(
+        "build",
+        parents=[common],
+        help="build the Dockerfile at a commit into an OCI image artifact and check it",
+        description="Builds with Docker when its engine answers, else buildah; the result is "
+        "recorded against the SHA and reused while its inputs are unchanged. For a protected "
+        "ENV a failing structure check is NO-GO (exit 2).",
+    )
+    p.add_argument("env", nargs="?", help="environment whose build args apply")
+    p.add_argument("--sha", help="commit to build (default: HEAD)")
+    p.add_argument(
+        "--builder", choices=("docker", "buildah"), help="use this builder (default: detect)"
+    )
+    p.add_argument(
+        "--platform",
+        metavar="OS/ARCH",
+        action="append",
+        default=[],
+        help="build for this platform (repeatable; default: [publish].platforms)",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="show the builder and plan; build nothing"
+    )
+    p.set_defaults(handler=_h_build)
+
+    p = sub.add_parser(
+        "publish",
+        parents=[common, mutating],
+        help="push the commit's image to [publish].repository with its tags",
+        description="Tags come from [publish].tags; `latest` moves only when "
+        "[publish].latest_requires holds. ENV (default: the protected environment) picks the "
+        "image and the gates.",
+    )
+    p.add_argument("env", nargs="?", help="environment whose image and gates apply")
+    p.add_argument("--sha", help="commit to publish (default: HEAD)")
+    p.add_argument(
+        "--tag",
+        metavar="TEMPLATE",
+        action="append",
+        default=[],
+        help="publish these tags instead of [publish].tags (repeatable; fields allowed)",
+    )
+    p.add_argument(
+        "--builder",
+        choices=("docker", "buildah"),
+        help="builder if the image must be built (default: detect)",
+    )
+    p.set_defaults(handler=_h_publish)
 
     p = sub.add_parser("config", parents=[common], help="configuration")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)

@@ -8,7 +8,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -59,15 +67,51 @@ class Project(Strict):
     work_order: WorkOrder | None = None
 
 
+def _tag_template(value: str) -> str:
+    from gonogo.images.publish import check_tag_template
+
+    return check_tag_template(value)
+
+
+def _arg_template(value: str) -> str:
+    from gonogo.images.publish import check_arg_template
+
+    return check_arg_template(value)
+
+
+# A tag such as "v{version}": fields version, sha, short_sha, engine, env, date.
+TagTemplate = Annotated[str, AfterValidator(_tag_template)]
+# A build argument value such as "{env.vars.NODE_ENV}": fields env.vars.NAME, env.name, sha.
+ArgTemplate = Annotated[str, AfterValidator(_arg_template)]
+
+
 class ImageChecks(Strict):
+    """What the built image must look like before it is pushed (gate results image-*)."""
+
     user_not_root: bool = True
     dirs: list[str] = []
+    # Ports the image must EXPOSE: 8000 or "8000/tcp".
+    ports: list[int | str] = []
+    # The exact ENTRYPOINT the image must have; absent: any ENTRYPOINT or CMD will do.
+    entrypoint: list[str] | None = None
 
 
 class Build(Strict):
+    # Relative to the repository root; the build context is `context`, also from the root.
     dockerfile: str = "Dockerfile"
-    args: dict[str, str] = {}
+    context: str = "."
+    # "auto": Docker when its engine answers, else buildah. `gonogo build --builder` wins.
+    builder: Literal["auto", "docker", "buildah"] = "auto"
+    timeout: Duration = 1800.0
+    args: dict[str, ArgTemplate] = {}
     image: ImageChecks = ImageChecks()
+
+    @field_validator("dockerfile", "context")
+    @classmethod
+    def _inside_repo(cls, v: str) -> str:
+        if not v.strip() or v.startswith("/") or ".." in v.replace("\\", "/").split("/"):
+            raise ValueError("must be a path inside the repository (relative, no '..')")
+        return v
 
 
 class Test(Strict):
@@ -80,9 +124,45 @@ class Migrations(Strict):
 
 
 class Publish(Strict):
-    repository: str
-    tags: list[str] = ["v{version}", "latest", "git-{sha}"]
-    platforms: list[str] = ["linux/amd64"]
+    # registry/name, e.g. "docker.io/acme/app" or "127.0.0.1:5000/acme/app" (no tag).
+    repository: str = Field(min_length=1)
+    tags: list[TagTemplate] = Field(default=["v{version}", "latest", "git-{sha}"], min_length=1)
+    platforms: list[str] = Field(default=["linux/amd64"], min_length=1)
+    # Where {version} comes from: "git-tag" (`git describe --tags`, leading v dropped:
+    # "1.2.3", or "1.2.3-4-gabc1234" after the tag), "pyproject" ([project].version at the
+    # SHA) or "file:PATH" (the file's first line at the SHA).
+    version: str = "git-tag"
+    # `latest` moves only when this holds: "verified-in-production" (the SHA has a verified
+    # release on a protected environment), an environment name, or "none".
+    latest_requires: str = Field(default="verified-in-production", min_length=1)
+    # Each registry request, retries included, ends by then.
+    timeout: Duration = 120.0
+
+    @field_validator("repository")
+    @classmethod
+    def _no_tag(cls, v: str) -> str:
+        name = v.rsplit("/", 1)[-1]
+        if "@" in v or ":" in name:
+            raise ValueError("must be registry/name, without a tag or digest (see 'tags')")
+        return v
+
+    @field_validator("platforms")
+    @classmethod
+    def _platforms(cls, v: list[str]) -> list[str]:
+        for p in v:
+            parts = p.split("/")
+            if len(parts) not in (2, 3) or not all(parts):
+                raise ValueError(f"{p!r} is not a platform (os/arch or os/arch/variant)")
+        if len(set(v)) != len(v):
+            raise ValueError("platforms must not repeat")
+        return v
+
+    @field_validator("version")
+    @classmethod
+    def _version_source(cls, v: str) -> str:
+        if v in ("git-tag", "pyproject") or (v.startswith("file:") and v[5:].strip()):
+            return v
+        raise ValueError('must be "git-tag", "pyproject" or "file:PATH"')
 
 
 class Probe(Strict):
@@ -295,9 +375,9 @@ def semantic_errors(cfg: Config) -> list[tuple[KeyPath, str]]:
                 )
         for i, gate in enumerate(env.gates or []):
             if gate not in GATE_IDS and gate not in cfg.gates.custom:
-                known = ", ".join([*GATE_IDS, *sorted(cfg.gates.custom)])
+                gates = ", ".join([*GATE_IDS, *sorted(cfg.gates.custom)])
                 errors.append(
-                    (("environments", name, "gates", i), f"unknown gate {gate!r} (known: {known})")
+                    (("environments", name, "gates", i), f"unknown gate {gate!r} (known: {gates})")
                 )
         if env.provider == "local" and env.port is not None:
             if env.port in ports:
@@ -308,4 +388,14 @@ def semantic_errors(cfg: Config) -> list[tuple[KeyPath, str]]:
                     )
                 )
             ports[env.port] = name
+    if cfg.publish is not None:
+        req = cfg.publish.latest_requires
+        if req not in ("verified-in-production", "none") and req not in cfg.environments:
+            errors.append(
+                (
+                    ("publish", "latest_requires"),
+                    f'unknown environment {req!r} (use "verified-in-production", "none" or '
+                    f"one of: {known})",
+                )
+            )
     return errors

@@ -1,0 +1,51 @@
+"""`gonogo history [ENV]`: what happened, newest first, with filters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_history_is_a_filtered_timeline(project: Any) -> None:
+    first = project.head()
+    project.gonogo("deploy", "staging", check=0)
+    project.gonogo("migrate", "staging", "approve", "--note", "dba ok", check=0)
+    project.gonogo("migrate", "staging", "apply", check=0)
+    (project.root / "README.md").write_text("second\n")
+    second = project.commit("WO-2: second change")
+    project.gonogo("deploy", "staging", check=0)
+    project.gonogo("rollback", "staging", check=0)
+
+    doc = project.json("history", "staging", check=0)
+    kinds = [e["kind"] for e in doc["entries"]]
+    for kind in ("release.created", "release.verified", "migration.approved",
+                 "migration.applied", "rollback", "run.finished"):
+        assert kind in kinds, kind
+    stamps = [e["ts"] for e in doc["entries"]]
+    assert stamps == sorted(stamps, reverse=True)
+    assert kinds.index("rollback") < kinds.index("migration.applied")  # newest first
+    applied = next(e for e in doc["entries"] if e["kind"] == "migration.applied")
+    assert applied["actor"] == "tester" and "0003_create_audit_log" in applied["text"]
+
+    by_sha = project.json("history", "staging", "--sha", second[:8], check=0)
+    assert by_sha["runs"] and {r["sha"] for r in by_sha["runs"]} == {second}
+    assert all(e["sha"] in (second, None) for e in by_sha["entries"])
+
+    wo = project.json("history", "staging", "--work-order", "WO-2", check=0)
+    assert {r["sha"] for r in wo["runs"]} == {second}
+    wo1 = project.json("history", "staging", "--work-order", "wo-1", check=0)
+    assert first in {r["sha"] for r in wo1["runs"]} and second not in {
+        r["sha"] for r in wo1["runs"]
+    }
+
+    assert project.json("history", "staging", "--since", "10m", check=0)["entries"]
+    future = project.json("history", "staging", "--since", "2999-01-01", check=0)
+    assert future["entries"] == [] and future["runs"] == []
+    bad = project.gonogo("history", "staging", "--since", "last tuesday", check=1)
+    assert "--since" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+    human = project.gonogo("history", check=0).stdout
+    assert "all environments" in human and "migrated base → 0003_create_audit_log" in human
