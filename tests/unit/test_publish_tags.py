@@ -280,6 +280,6 @@ def test_latest_requires_other_settings(tmp_path: Path) -> None:
     assert latest_allowed(ledger, cfg, SHA) == (True, 'latest_requires = "none"')
     cfg = load_config(write(tmp_path, extra='latest_requires = "staging"'))
     assert "on staging" in latest_allowed(ledger, cfg, SHA)[1]
-    cfg = load_config(write(tmp_path, extra='latest_requires = "qa"'))
-    with pytest.raises(GonogoError, match="unknown environment 'qa'"):
-        latest_allowed(ledger, cfg, SHA)
+    # An unknown environment is caught when the configuration is loaded, with its line.
+    with pytest.raises(GonogoError, match=r"publish.latest_requires: unknown environment 'qa'"):
+        load_config(write(tmp_path, extra='latest_requires = "qa"'))
