@@ -83,6 +83,19 @@ def _h_deploy(ctx: Context, a: argparse.Namespace) -> Result:
     )
 
 
+def _h_ship(ctx: Context, a: argparse.Namespace) -> Result:
+    from gonogo.commands.ship import ship
+
+    return ship(
+        ctx,
+        a.env,
+        dry_run=a.dry_run,
+        confirm=a.confirm,
+        override=a.override,
+        reason=a.reason,
+    )
+
+
 def _h_verify(ctx: Context, a: argparse.Namespace) -> Result:
     from gonogo.commands.verify import verify
 
@@ -195,6 +208,17 @@ def _h_publish(ctx: Context, a: argparse.Namespace) -> Result:
     )
 
 
+def _h_certify(ctx: Context, a: argparse.Namespace) -> Result:
+    from gonogo.commands.certify import certify
+    from gonogo.errors import GonogoError
+
+    if a.env is None:
+        raise GonogoError("certify needs ENV (or --verify FILE)")
+    if a.public_key is not None:
+        raise GonogoError("--public-key goes with --verify FILE")
+    return certify(ctx, a.env, output=a.output)
+
+
 def _h_config_validate(ctx: Context, a: argparse.Namespace) -> Result:
     from gonogo.commands.config_cmd import validate
 
@@ -220,6 +244,14 @@ def build_parser() -> _Parser:
     p.add_argument("env")
     p.add_argument("--sha", help="commit to release (default: HEAD)")
     p.set_defaults(handler=_h_deploy)
+
+    p = sub.add_parser(
+        "ship",
+        parents=[common, mutating],
+        help="test → build → deploy → verify HEAD as one run with one evidence folder",
+    )
+    p.add_argument("env")
+    p.set_defaults(handler=_h_ship)
 
     p = sub.add_parser(
         "check",
@@ -399,6 +431,37 @@ def build_parser() -> _Parser:
     )
     p.set_defaults(handler=_h_publish)
 
+    p = sub.add_parser(
+        "certify",
+        parents=[common],
+        help="certify the live release (migration idempotence, probes, SHA, log scan) "
+        "and write its attestation; --verify checks one",
+        description="Writes [certify].output (default .release/<app>_certified), an in-toto "
+        "Statement; a DSSE envelope signed with Ed25519 when GONOGO_SIGNING_KEY is set. "
+        "Exit 2 when a check fails: then nothing is written.",
+    )
+    p.add_argument("env", nargs="?", help="environment (with --verify: the one it must name)")
+    p.add_argument(
+        "--output",
+        metavar="PATH",
+        help="write the certificate here ({app}, {env}, {project} allowed)",
+    )
+    p.add_argument(
+        "--verify",
+        metavar="FILE",
+        type=Path,
+        default=None,
+        dest="verify_file",
+        help="check a certificate against its signature and the ledger (0 valid, 2 invalid)",
+    )
+    p.add_argument(
+        "--public-key",
+        metavar="K",
+        default=None,
+        help="with --verify: Ed25519 public key (file or value; default: from GONOGO_SIGNING_KEY)",
+    )
+    p.set_defaults(handler=_h_certify)
+
     p = sub.add_parser("config", parents=[common], help="configuration")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     pv = csub.add_parser("validate", parents=[common], help="check gonogo.toml")
@@ -483,6 +546,18 @@ def run(args: argparse.Namespace, out: Any) -> int:
                 directory=args.directory,
                 dialect=args.dialect,
                 pg_version=args.pg_version,
+            )
+        elif getattr(args, "verify_file", None) is not None:
+            from gonogo.commands.certify import verify_certificate
+
+            if args.output is not None:
+                raise GonogoError("--output does not go with --verify")
+            result = verify_certificate(
+                out,
+                args.verify_file,
+                public_key=args.public_key,
+                directory=args.directory,
+                env=args.env,
             )
         elif standalone_detector(args):
             from gonogo.commands.check import check_detector

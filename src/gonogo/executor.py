@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -58,6 +59,7 @@ class Run:
         sha: str | None = None,
         plan: Plan | None = None,
         lock: bool = False,
+        evidence_dir: Path | None = None,
     ) -> None:
         self.ctx = ctx
         self.command = command
@@ -66,9 +68,9 @@ class Run:
         self.plan = plan
         self.wants_lock = lock
         self.id = new_run_id()
-        self.evidence = Evidence(
-            ctx.state_dir / "evidence" / self.id, Redactor.from_environ(ctx.environ)
-        )
+        # A run linked to a work order may keep its evidence beside the work order's docs.
+        folder = (evidence_dir or ctx.state_dir / "evidence") / self.id
+        self.evidence = Evidence(folder, Redactor.from_environ(ctx.environ))
         self.locked = False
         self.finished = False
         self.status = "running"

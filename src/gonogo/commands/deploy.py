@@ -6,6 +6,7 @@ Deploy never runs migrations; `gonogo migrate ENV apply` is its own run.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from gonogo import gitrepo
@@ -29,42 +30,34 @@ from gonogo.executor import Run
 from gonogo.ledger.store import ReleaseRow
 from gonogo.output import short
 from gonogo.plan import Plan, Step
-from gonogo.providers.base import DeployIntent
+from gonogo.providers.base import DeployIntent, Provider
 from gonogo.providers.registry import provider_for
 from gonogo.result import Result
 
 NOTE = "migrations are never part of deploy: run `gonogo migrate {env} apply` separately"
 
 
-def deploy(
-    ctx: Context,
-    env: str,
-    *,
-    ref: str | None = None,
-    dry_run: bool = False,
-    confirm: str | None = None,
-    override: Sequence[str] = (),
-    reason: str | None = None,
-) -> Result:
-    ctx.dry_run = dry_run
-    cfg_env = ctx.env(env)
-    gitrepo.require_repo(ctx.root)
-    sha = gitrepo.resolve(ctx.root, ref or "HEAD")
-    provider = provider_for(ctx, env)
-    ctx.out.line(f"gonogo deploy {env} {short(sha)}{' (dry run)' if dry_run else ''}")
-    overrides = make_overrides(ctx, override, reason)
-    report = evaluate_gates(
-        ctx,
-        "deploy",
-        env,
-        sha=sha,
-        confirm=confirm,
-        overrides=overrides,
-        extra=database_state(ctx, env),
-    )
+@dataclass(frozen=True)
+class DeployPlan:
+    """Everything decided before a deploy changes anything: the data a dry run prints."""
 
-    # The release to fall back to is the last one known good, which is not always the live
-    # one: a halted deploy leaves an unverified release live.
+    env: str
+    sha: str
+    version: int
+    provider: Provider
+    plan: Plan
+    previous: ReleaseRow | None
+
+
+def plan_deploy(ctx: Context, env: str, sha: str, *, lead: Sequence[Step] = ()) -> DeployPlan:
+    """The provider's steps for releasing `sha` to `env`, then verification.
+
+    `lead` steps (ship's test step) go first. The release to fall back to is the last one
+    known good, which is not always the live one: a halted deploy leaves an unverified
+    release live.
+    """
+    cfg_env = ctx.env(env)
+    provider = provider_for(ctx, env)
     previous = ctx.ledger.last_good_release(env)
     reuse = None
     if cfg_env.promote_from:
@@ -81,43 +74,81 @@ def deploy(
         previous=previous,
     )
     provider_plan = provider.plan_deploy(intent)
-    steps = (*provider_plan.steps, verify_step(ctx, env, version))
+    steps = (*lead, *provider_plan.steps, verify_step(ctx, env, version))
     plan = Plan("deploy", env, steps, (NOTE.format(env=env),))
+    return DeployPlan(env, sha, version, provider, plan, previous)
+
+
+def release_and_verify(
+    ctx: Context, run: Run, dp: DeployPlan, data: dict[str, Any], steps: Sequence[Step]
+) -> str:
+    """Perform `steps` of the deploy plan, verify, and roll back or halt on a failure."""
+    env, version = dp.env, dp.version
+    outcome: dict[str, Any] = {}
+
+    def on_verify(step: Step) -> dict[str, Any]:
+        release = ctx.ledger.release(env, version)
+        assert release is not None
+        result = verify_live(ctx, run, dp.provider, env, release)
+        outcome["verify"] = result
+        return {"ok": result.ok, "reason": result.reason, "rounds": result.rounds}
+
+    execute(ctx, run, Plan(dp.plan.command, env, tuple(steps)), dp.provider, on_verify)
+    result = outcome["verify"]
+    data["verification"] = result.to_dict()
+    release = ctx.ledger.release(env, version)
+    assert release is not None
+    data["artifact"] = release.artifact
+    if not result.ok:
+        data["rollback"] = _recover(ctx, run, dp.provider, env, release, dp.previous, result.reason)
+    return f"{env} v{version} ({short(dp.sha)}) is live and verified: {result.reason}"
+
+
+def deploy(
+    ctx: Context,
+    env: str,
+    *,
+    ref: str | None = None,
+    dry_run: bool = False,
+    confirm: str | None = None,
+    override: Sequence[str] = (),
+    reason: str | None = None,
+) -> Result:
+    ctx.dry_run = dry_run
+    ctx.env(env)
+    gitrepo.require_repo(ctx.root)
+    sha = gitrepo.resolve(ctx.root, ref or "HEAD")
+    provider_for(ctx, env)  # an unknown provider is a usage error before any gate runs
+    ctx.out.line(f"gonogo deploy {env} {short(sha)}{' (dry run)' if dry_run else ''}")
+    overrides = make_overrides(ctx, override, reason)
+    report = evaluate_gates(
+        ctx,
+        "deploy",
+        env,
+        sha=sha,
+        confirm=confirm,
+        overrides=overrides,
+        extra=database_state(ctx, env),
+    )
+    dp = plan_deploy(ctx, env, sha)
     data: dict[str, Any] = {
         "command": "deploy",
         "env": env,
         "sha": sha,
-        "release": f"v{version}",
+        "release": f"v{dp.version}",
         "gates": report.to_dict(),
-        "plan": plan.to_dict(),
+        "plan": dp.plan.to_dict(),
     }
 
     if dry_run:
-        return dry_run_result(ctx, plan, report, data)
+        return dry_run_result(ctx, dp.plan, report, data)
 
-    with Run(ctx, "deploy", env, sha=sha, plan=plan, lock=report.go) as run:
+    with Run(ctx, "deploy", env, sha=sha, plan=dp.plan, lock=report.go) as run:
         data.update(run_id=run.id, evidence=run.evidence.folder)
         if not report.go:
             raise refuse(ctx, run, report)
         record_gates(ctx, run, report)
-        outcome: dict[str, Any] = {}
-
-        def on_verify(step: Step) -> dict[str, Any]:
-            release = ctx.ledger.release(env, version)
-            assert release is not None
-            result = verify_live(ctx, run, provider, env, release)
-            outcome["verify"] = result
-            return {"ok": result.ok, "reason": result.reason, "rounds": result.rounds}
-
-        execute(ctx, run, plan, provider, on_verify)
-        result = outcome["verify"]
-        data["verification"] = result.to_dict()
-        release = ctx.ledger.release(env, version)
-        assert release is not None
-        data["artifact"] = release.artifact
-        if not result.ok:
-            data["rollback"] = _recover(ctx, run, provider, env, release, previous, result.reason)
-        summary = f"{env} v{version} ({short(sha)}) is live and verified: {result.reason}"
+        summary = release_and_verify(ctx, run, dp, data, dp.plan.steps)
         run.summary = summary
     return Result(0, summary + f". Evidence: {run.evidence.folder}", data)
 
@@ -179,4 +210,4 @@ def _recover(
     )
 
 
-__all__ = ["deploy"]
+__all__ = ["DeployPlan", "deploy", "plan_deploy", "release_and_verify"]

@@ -213,6 +213,63 @@ class Verify(Strict):
         return self
 
 
+def _default_log_patterns() -> dict[str, str]:
+    from gonogo.logscan import DEFAULT_PATTERNS
+
+    return dict(DEFAULT_PATTERNS)
+
+
+class Certify(Strict):
+    """`gonogo certify ENV`: where the certificate goes and what the log scan looks for."""
+
+    # The certification file; fields {app} (the environment's app, else the project name),
+    # {env} and {project}. Relative paths are from the project root.
+    output: str = Field(default=".release/{app}_certified", min_length=1)
+    # How many of the live release's most recent log lines are scanned.
+    log_lines: int = Field(default=1000, ge=1, le=1_000_000)
+    # Name -> regular expression; a log line matching any of them is a NO-GO. Setting this
+    # replaces the defaults (a Python traceback, a 5xx in an access or router log line).
+    log_patterns: dict[str, str] = Field(default_factory=_default_log_patterns)
+    # Matching lines quoted in the evidence and the certificate, per pattern.
+    quote: int = Field(default=3, ge=0, le=50)
+    # Where the live version's SHA is read: default, the probe whose JSON expects "{sha}",
+    # else /api/version's gitSha. `version_field` is a dotted path into the JSON body.
+    version_path: str | None = None
+    version_field: str | None = Field(default=None, min_length=1)
+
+    @field_validator("output")
+    @classmethod
+    def _output_fields(cls, v: str) -> str:
+        try:
+            v.format(app="app", env="env", project="project")
+        except (AttributeError, KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"may use only the fields {{app}}, {{env}} and {{project}} ({exc})"
+            ) from None
+        return v
+
+    @field_validator("log_patterns")
+    @classmethod
+    def _patterns(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, pattern in v.items():
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
+                raise ValueError(f"pattern name {name!r} must be letters, digits, '_' or '-'")
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"pattern {name!r} is not a valid regular expression ({exc})"
+                ) from None
+        return v
+
+    @field_validator("version_path")
+    @classmethod
+    def _version_path(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("/"):
+            raise ValueError("must start with '/' (a path on the environment's URL)")
+        return v
+
+
 class Guard(Strict):
     """What must be true before a protected environment is touched."""
 
@@ -334,6 +391,7 @@ class Config(Strict):
     publish: Publish | None = None
     verify: Verify = Field(default_factory=Verify)
     gates: Gates = Gates()
+    certify: Certify = Certify()
     environments: dict[str, Environment] = Field(min_length=1)
 
     @field_validator("environments")

@@ -10,10 +10,13 @@ every pending revision R, in order:
 
 then, at the head, ``stamp-back`` (``alembic stamp P``: alembic_version says P, the schema
 still has R) and ``reapply`` (``alembic upgrade head``: R's upgrade runs again against a
-schema that already has it). A step fails when its command fails, or when it leaves the
-schema different from what it should be: after ``downgrade`` the schema must be the one
-before ``upgrade`` (tables, columns, indexes, foreign keys, views, triggers), after
-``reupgrade`` the one after ``upgrade``, after ``reapply`` the one before ``stamp-back``.
+schema that already has it). With ``second_upgrade=True`` (``certify``), a ``second-upgrade``
+step (``alembic upgrade head`` once more, at the head) comes before the stamp-back: a
+second upgrade at the head must be a no-op. A step fails when its command fails, or when
+it leaves the schema different from what it should be: after ``downgrade`` the schema must
+be the one before ``upgrade`` (tables, columns, indexes, foreign keys, views, triggers),
+after ``reupgrade`` the one after ``upgrade``, after ``reapply`` the one before
+``stamp-back``, after ``second-upgrade`` the one before it.
 The first failed step stops the rehearsal; later revisions build on the failed one.
 
 ``Rehearsal.ok`` is about the round trips (apply, undo, re-apply) of the pending revisions:
@@ -21,6 +24,7 @@ the question ``migrate ENV rehearse`` answers before an apply. The stamp-back-on
 is a separate finding, ``Rehearsal.reapply_ok``: it only passes when the head revision's
 upgrade is idempotent (``CREATE TABLE IF NOT EXISTS``...), which ordinary alembic revisions
 are not; ``certify`` (issue 8) requires it, a rehearsal before an apply merely reports it.
+So is the second upgrade at the head, ``Rehearsal.second_upgrade_ok`` (None unless asked).
 
 How the commands run: by default (``mode="batch"``) one child process (``python -m
 gonogo.migrations.rehearse``, cwd = the release's files, the app's environment with
@@ -75,10 +79,11 @@ from gonogo.migrations.alembic import current_revisions
 from gonogo.migrations.history import History, load_history, pending
 from gonogo.migrations.pending import MigrationTarget
 
-Action = Literal["upgrade", "downgrade", "reupgrade", "stamp-back", "reapply"]
+Action = Literal["upgrade", "downgrade", "reupgrade", "second-upgrade", "stamp-back", "reapply"]
 Mode = Literal["batch", "per-command"]
 
 ROUND_TRIP: frozenset[str] = frozenset({"upgrade", "downgrade", "reupgrade"})
+STAMP_BACK: frozenset[str] = frozenset({"stamp-back", "reapply"})
 DEFAULT_STEP_TIMEOUT = 300.0
 DUMP_MIN_TIMEOUT = 60.0  # pg_dump's bound, even when the steps' is shorter
 LOG_NAME = "rehearse-alembic.log"
@@ -153,7 +158,7 @@ class Rehearsal:
 
         None when it was not tried: a round trip failed first, or there is no revision.
         """
-        tail = [s for s in self.steps if s.action not in ROUND_TRIP]
+        tail = [s for s in self.steps if s.action in STAMP_BACK]
         if not tail:
             return None
         return all(s.ok for s in tail) and tail[-1].action == "reapply"
@@ -161,7 +166,22 @@ class Rehearsal:
     @property
     def reapply_error(self) -> str | None:
         for s in self.steps:
-            if s.action not in ROUND_TRIP and not s.ok:
+            if s.action in STAMP_BACK and not s.ok:
+                return s.error
+        return None
+
+    @property
+    def second_upgrade_ok(self) -> bool | None:
+        """A second ``upgrade head`` at the head ran and changed nothing; None: not tried."""
+        for s in self.steps:
+            if s.action == "second-upgrade":
+                return s.ok
+        return None
+
+    @property
+    def second_upgrade_error(self) -> str | None:
+        for s in self.steps:
+            if s.action == "second-upgrade" and not s.ok:
                 return s.error
         return None
 
@@ -187,6 +207,13 @@ class Rehearsal:
             return "no revisions to rehearse"
         else:
             text = f"nothing pending (the database is at {self.head})"
+        if self.second_upgrade_ok is False:
+            return (
+                f"{text}; a second upgrade at {self.head} is not a no-op: "
+                f"{self.second_upgrade_error}"
+            )
+        if self.second_upgrade_ok:
+            text += "; a second upgrade at the head is a no-op"
         if self.reapply_ok:
             return text + "; stamp-back-one re-apply clean"
         if any(s.action == "stamp-back" and not s.ok for s in self.steps):
@@ -207,6 +234,7 @@ class Rehearsal:
             "head": self.head,
             "reapply_ok": self.reapply_ok,
             "reapply_error": self.reapply_error,
+            "second_upgrade_ok": self.second_upgrade_ok,
             "steps": [s.to_dict() for s in self.steps],
             "failed": [s.to_dict() for s in self.failed],
             "seconds": round(self.seconds, 3),
@@ -221,6 +249,7 @@ _ACTION_WORDS: dict[str, str] = {
     "upgrade": "upgrade",
     "downgrade": "downgrade",
     "reupgrade": "upgrade after downgrade",
+    "second-upgrade": "second upgrade at the head",
     "stamp-back": "stamp back one revision",
     "reapply": "re-apply after stamp-back",
 }
@@ -232,8 +261,11 @@ def rehearse(
     workdir: Path,
     mode: Mode = "batch",
     step_timeout: float = DEFAULT_STEP_TIMEOUT,
+    second_upgrade: bool = False,
 ) -> Rehearsal:
     """Rehearse ``target``'s pending revisions on a copy of its database (see the module).
+
+    ``second_upgrade``: also check that a second ``upgrade head`` at the head is a no-op.
 
     Raises `GonogoError` (one line) for a database that is neither SQLite nor PostgreSQL, an
     unreadable database or migration history, several heads, a database ahead of the
@@ -242,7 +274,7 @@ def rehearse(
     """
     if mode not in ("batch", "per-command"):
         raise GonogoError(f"unknown rehearse mode {mode!r}")
-    run = _Run(target, Path(workdir), mode, step_timeout, time.perf_counter())
+    run = _Run(target, Path(workdir), mode, step_timeout, time.perf_counter(), second_upgrade)
     if scratch_pg.is_postgresql(_scheme(target.database_url)):
         return _rehearse_postgresql(run)
     scratch = _sqlite_scratch(target, run.workdir)
@@ -268,6 +300,7 @@ class _Run:
     mode: Mode
     step_timeout: float
     started: float
+    second_upgrade: bool = False
 
     def request(self, url: str, guard: Mapping[str, str]) -> _Request:
         """The child's request, with a fresh log in ``workdir``."""
@@ -321,7 +354,7 @@ def _rehearse_on(
 ) -> Rehearsal:
     """Run the plan for ``start``'s pending revisions against the copy in ``request``."""
     todo = _pending(history, start)
-    plan = _plan(history, start, todo)
+    plan = _plan(history, start, todo, second_upgrade=run.second_upgrade)
     if run.mode == "batch":
         outcomes = _run_child(request, plan, {}, run.step_timeout)
     else:
@@ -356,7 +389,10 @@ def _run_per_command(
     outcomes: list[_Outcome] = []
     snapshots: dict[int, Snapshot] = {}
     for planned in plan:
-        needed = {} if planned.expect is None else {planned.expect: snapshots[planned.expect]}
+        # A step compared with the schema before itself, as the first step: the child takes
+        # that snapshot.
+        expect = planned.expect
+        needed = {expect: snapshots[expect]} if expect is not None and expect in snapshots else {}
         got = _run_child(request, [planned], needed, step_timeout)
         outcomes.extend(got)
         for outcome in got:
@@ -533,7 +569,9 @@ class _Planned:
     expect: int | None = None
 
 
-def _plan(history: History, start: Sequence[str], todo: Sequence[str]) -> list[_Planned]:
+def _plan(
+    history: History, start: Sequence[str], todo: Sequence[str], *, second_upgrade: bool = False
+) -> list[_Planned]:
     plan: list[_Planned] = []
 
     def add(revision: str, action: Action, args: Sequence[str], expect: int | None) -> int:
@@ -556,6 +594,8 @@ def _plan(history: History, start: Sequence[str], todo: Sequence[str]) -> list[_
         heads = after
     if history.heads:
         head = history.get(history.heads[0])
+        if second_upgrade:  # at the head now: another upgrade must leave the schema alone
+            add(head.revision, "second-upgrade", ("upgrade", "head"), len(plan))
         parents = head.down_revisions
         if not parents:
             back: tuple[str, ...] = ("stamp", "base")
@@ -854,6 +894,7 @@ _REFERENCE = {
     "downgrade": "before the upgrade",
     "reupgrade": "after the first upgrade",
     "reapply": "before the stamp-back",
+    "second-upgrade": "before it (a second upgrade at the head must change nothing)",
 }
 
 

@@ -45,6 +45,14 @@ class EnvStatus:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RecentLogs:
+    """The most recent lines of an environment's app log, oldest first."""
+
+    source: str  # where they were read, for people: a file, a log session
+    lines: list[str]
+
+
 class Provider(Protocol):
     name: str
 
@@ -69,6 +77,13 @@ class Provider(Protocol):
     def base_url(self, env: str) -> str: ...
 
     def alive_check(self, env: str) -> Callable[[], bool | str] | None: ...
+
+    def recent_logs(self, env: str, lines: int) -> RecentLogs:
+        """At most ``lines`` of the live release's most recent log lines (certify's log scan).
+
+        Raises GonogoError (one line) when there is no log to read.
+        """
+        ...
 
     def status(self, env: str) -> EnvStatus: ...
 

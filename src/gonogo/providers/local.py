@@ -27,7 +27,7 @@ from gonogo.ledger.store import ArtifactRow, ReleaseRow, now_iso
 from gonogo.migrations import alembic
 from gonogo.migrations.pending import MigrationTarget
 from gonogo.plan import Plan, Step
-from gonogo.providers.base import ActivateIntent, DeployIntent, EnvStatus
+from gonogo.providers.base import ActivateIntent, DeployIntent, EnvStatus, RecentLogs
 
 if TYPE_CHECKING:
     from gonogo.context import Context
@@ -451,6 +451,22 @@ class LocalProvider:
 
     # -- observing ---------------------------------------------------------------------
 
+    def recent_logs(self, env: str, lines: int) -> RecentLogs:
+        """The last ``lines`` lines of the live release's log, ``logs/vN.log``."""
+        release = self.ctx.ledger.live_release(env)
+        if release is None:
+            raise GonogoError(f"{env} has no live release, so no log to read")
+        path = self.env_dir(env) / "logs" / f"{release.label}.log"
+        try:
+            tail = _tail(path, lines)
+        except FileNotFoundError:
+            raise GonogoError(f"{env} {release.label} has no log at {self._rel(path)}") from None
+        except OSError as exc:
+            raise GonogoError(
+                f"cannot read {env} {release.label}'s log {self._rel(path)}: {exc.strerror or exc}"
+            ) from None
+        return RecentLogs(source=self._rel(path), lines=tail)
+
     def status(self, env: str) -> EnvStatus:
         info = self.running(env)
         if info is None:
@@ -474,6 +490,28 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _tail(path: Path, lines: int, *, max_bytes: int = 32 * 1024 * 1024) -> list[str]:
+    """The last ``lines`` lines of a text file, read backwards in 64 KiB blocks until there
+    are enough, or ``max_bytes`` were read (a log of endless lines cannot exhaust memory)."""
+    if lines <= 0:
+        return []
+    block = 64 * 1024
+    with path.open("rb") as fh:
+        end = fh.seek(0, os.SEEK_END)
+        data = b""
+        pos = end
+        newlines = 0
+        while pos > 0 and newlines <= lines and end - pos < max_bytes:
+            step = min(block, pos)
+            pos -= step
+            fh.seek(pos)
+            chunk = fh.read(step)
+            newlines += chunk.count(b"\n")
+            data = chunk + data
+    text = data.decode("utf-8", errors="replace").splitlines()
+    return text[-lines:]
 
 
 def _last_line(log: Path) -> str:
