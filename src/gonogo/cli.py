@@ -219,6 +219,18 @@ def _h_certify(ctx: Context, a: argparse.Namespace) -> Result:
     return certify(ctx, a.env, output=a.output)
 
 
+def _h_audit_verify(ctx: Context, a: argparse.Namespace) -> Result:
+    from gonogo.commands.audit import verify
+
+    return verify(ctx)
+
+
+def _h_audit_export(ctx: Context, a: argparse.Namespace) -> Result:
+    from gonogo.commands.audit import export
+
+    return export(ctx, a.format, a.output)
+
+
 def _h_config_validate(ctx: Context, a: argparse.Namespace) -> Result:
     from gonogo.commands.config_cmd import validate
 
@@ -461,6 +473,28 @@ def build_parser() -> _Parser:
         help="with --verify: Ed25519 public key (file or value; default: from GONOGO_SIGNING_KEY)",
     )
     p.set_defaults(handler=_h_certify)
+
+    p = sub.add_parser(
+        "audit", parents=[common], help="prove the ledger is whole, or export its events"
+    )
+    asub = p.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    pa = asub.add_parser(
+        "verify",
+        parents=[common],
+        help="recompute the hash chain and check every row against its events",
+        description="Exit 0 when the ledger is intact, 2 naming the first event that was "
+        "altered, removed, inserted or reordered (or the first row that disagrees).",
+    )
+    pa.set_defaults(handler=_h_audit_verify)
+    pa = asub.add_parser(
+        "export",
+        parents=[common],
+        help="every ledger event, one per line (jsonl) or as CSV",
+        description="Without --output the events go to stdout and nothing else does.",
+    )
+    pa.add_argument("--format", choices=("jsonl", "csv"), required=True)
+    pa.add_argument("--output", type=Path, default=None, help="write to this file (atomically)")
+    pa.set_defaults(handler=_h_audit_export)
 
     p = sub.add_parser("config", parents=[common], help="configuration")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)

@@ -65,12 +65,29 @@ class Context:
             self.close()
         if self._ledger is None:
             path = self.state_dir / "ledger.db"
+            # SQLite file by default; postgresql://... for a ledger a team shares.
             url = self.environ.get("GONOGO_LEDGER_URL")
+            stale_after = self._lock_stale_after()
             if self.dry_run and not url and not path.exists():
-                self._ledger = Ledger.open("sqlite://", path)
+                self._ledger = Ledger.open("sqlite://", path, stale_after=stale_after)
             else:
-                self._ledger = Ledger.open(url, path)
+                self._ledger = Ledger.open(url, path, stale_after=stale_after)
         return self._ledger
+
+    def _lock_stale_after(self) -> float:
+        """Seconds without a heartbeat after which another machine's lock counts as stale."""
+        from gonogo.ledger.lock import DEFAULT_STALE_AFTER
+
+        raw = self.environ.get("GONOGO_LOCK_STALE_AFTER", "").strip()
+        if not raw:
+            return DEFAULT_STALE_AFTER
+        try:
+            value = float(raw)
+        except ValueError:
+            value = 0.0
+        if not 0 < value < float("inf"):
+            raise GonogoError(f"GONOGO_LOCK_STALE_AFTER={raw!r} must be a number of seconds > 0")
+        return value
 
     def close(self) -> None:
         if self._ledger is not None:

@@ -30,9 +30,11 @@ from gonogo.errors import (
     NoGo,
 )
 from gonogo.evidence import Evidence, Redactor
+from gonogo.ledger.lock import Heartbeat
 from gonogo.ledger.store import LockRow, now_iso
+from gonogo.origin import describe as describe_origin
+from gonogo.origin import run_origin
 from gonogo.plan import Plan, Step
-from gonogo.procs import pid_alive
 
 
 def new_run_id() -> str:
@@ -82,6 +84,8 @@ class Run:
         self._interrupted_step: str | None = None
         self._steps: list[dict[str, Any]] = []
         self._old_sigterm: Any = None
+        self._heartbeat: Heartbeat | None = None
+        self.origin = run_origin(ctx.environ, user=ctx.actor, host=ctx.host)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -97,11 +101,13 @@ class Run:
             plan=self.plan.to_dict() if self.plan else None,
             evidence=self._evidence_label(),
             sha=self.sha,
+            origin=self.origin,
         )
         self.log(
             f"run {self.id}: gonogo {self.command} {self.env or ''} by {ctx.actor} "
-            f"on {ctx.host} (pid {os.getpid()})"
+            f"on {ctx.host} (pid {os.getpid()}), from {describe_origin(self.origin)}"
         )
+        self.record["origin"] = self.origin
         if self.plan is not None:
             self.log("plan:\n" + "\n".join(self.plan.render()))
         try:
@@ -144,6 +150,9 @@ class Run:
                 else:
                     self.finish("failed", EXIT_INTERNAL, f"internal error: {exc!r}")
         finally:
+            if self._heartbeat is not None:
+                self._heartbeat.stop()
+                self._heartbeat = None
             if self.locked and self.env is not None:
                 self.ctx.ledger.release_lock(self.env, self.id, actor=self.ctx.actor)
                 self.locked = False
@@ -184,18 +193,22 @@ class Run:
         held = ctx.ledger.try_lock(mine, actor=ctx.actor)
         if held is None:
             self.locked = True
+            # Beat from a thread: a step can outlast the stale threshold, and other
+            # machines sharing the ledger judge this lock by its heartbeat alone.
+            self._heartbeat = ctx.ledger.keep_alive(self.env, self.id)
             self.log(f"lock on {self.env} acquired")
             return
         who = (
             f"run {held.run_id} ({held.command} by {held.holder}, pid {held.pid} "
             f"on {held.host}, since {held.acquired_at})"
         )
-        if held.host == ctx.host and not pid_alive(held.pid):
+        stale = ctx.ledger.lock_staleness(held, ctx.host)
+        if stale is not None:
             raise NoGo(
-                f"{self.env} is locked by {who}, but that process is gone: the lock is stale. "
+                f"{self.env} is locked by {who}, but {stale}: the lock is stale. "
                 f"Check `gonogo status {self.env}`, then run "
                 f'`gonogo unlock {self.env} --reason "..."`',
-                details={"lock": held.__dict__, "stale": True},
+                details={"lock": held.__dict__, "stale": True, "stale_reason": stale},
             )
         raise NoGo(
             f"{self.env} is locked by {who}; wait for it to finish",

@@ -49,3 +49,24 @@ def test_history_is_a_filtered_timeline(project: Any) -> None:
 
     human = project.gonogo("history", check=0).stdout
     assert "all environments" in human and "migrated base → 0003_create_audit_log" in human
+
+
+def test_every_run_records_where_it_ran(project: Any) -> None:
+    ci = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_REPOSITORY": "acme/webapp",
+        "GITHUB_RUN_ID": "4242",
+        "GITHUB_WORKFLOW": "release",
+        "GITHUB_ACTOR": "octocat",
+        "GITHUB_REF": "refs/heads/main",
+    }
+    project.gonogo("deploy", "staging", env=ci, check=0)
+    project.gonogo("migrate", "staging", "approve", check=0)
+    runs = project.json("history", "staging", check=0)["runs"]
+    verify_run, deploy_run = runs[0], runs[1]  # the approve run is the local one
+    assert deploy_run["origin"]["ci"] == "github-actions"
+    assert deploy_run["origin"]["url"] == "https://github.com/acme/webapp/actions/runs/4242"
+    assert deploy_run["origin"]["actor"] == "octocat"
+    assert deploy_run["origin"]["ref"] == "refs/heads/main"
+    assert verify_run["origin"]["ci"] is None and verify_run["origin"]["user"] == "tester"
+    assert project.gonogo("audit", "verify", check=0).returncode == 0

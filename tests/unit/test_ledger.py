@@ -10,12 +10,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from gonogo.ledger import Ledger, ReleaseRow, chain
-from gonogo.ledger.store import LockRow, MigrationRow, now_iso
+from gonogo.ledger.store import ApprovalRow, LockRow, MigrationRow, now_iso
 
 ACTOR = "tester"
 
@@ -186,7 +187,7 @@ def test_any_hashed_column_change_is_detected(
     assert (intact, bad) == (False, target)
 
 
-def test_deleted_middle_event_is_reported_at_the_next_seq(ledger: Ledger, db_path: Path) -> None:
+def test_deleted_middle_event_is_named_with_its_gap(ledger: Ledger, db_path: Path) -> None:
     several_operations(ledger)
     seqs = [e["seq"] for e in ledger.events()]
     conn = raw(db_path)
@@ -196,8 +197,8 @@ def test_deleted_middle_event_is_reported_at_the_next_seq(ledger: Ledger, db_pat
         conn.close()
     intact, bad, reason = ledger.verify_chain()
     assert intact is False
-    assert bad == seqs[4]
-    assert "prev_hash" in reason
+    assert bad == seqs[3]
+    assert reason == f"removed: seq {seqs[3]} missing between seq {seqs[2]} and seq {seqs[4]}"
 
 
 def test_forged_event_appended_with_a_made_up_hash_is_reported(
@@ -229,9 +230,9 @@ def test_forged_event_appended_with_a_made_up_hash_is_reported(
     assert "content" in reason
 
 
-def test_forged_event_inserted_in_the_middle_is_reported(ledger: Ledger, db_path: Path) -> None:
-    """Replace event 3 by a well-formed forgery (prev_hash right, own hash right): the chain
-    still breaks at the event after it, whose prev_hash names the original."""
+def test_forged_event_replacing_one_in_the_middle_is_named(ledger: Ledger, db_path: Path) -> None:
+    """Replace event 3 by a well-formed forgery (prev_hash right, own hash right): the event
+    after it still names the original's hash, so the forgery is the one reported."""
     several_operations(ledger)
     events = ledger.events()
     victim, after = events[2], events[3]
@@ -259,8 +260,10 @@ def test_forged_event_inserted_in_the_middle_is_reported(ledger: Ledger, db_path
         )
     finally:
         conn.close()
-    intact, bad, _ = ledger.verify_chain()
-    assert (intact, bad) == (False, after["seq"])
+    intact, bad, reason = ledger.verify_chain()
+    assert (intact, bad) == (False, victim["seq"])
+    assert reason.startswith("altered: it was rewritten with a new hash")
+    assert f"seq {after['seq']} is chained to the original" in reason
 
 
 def test_only_the_first_broken_event_is_named(ledger: Ledger, db_path: Path) -> None:
@@ -556,3 +559,445 @@ def test_artifacts_are_recorded_once(ledger: Ledger) -> None:
     assert ledger.artifact(art.digest) == art
     assert ledger.artifact("sha256:none") is None
     assert [e["kind"] for e in ledger.events()] == ["artifact.created"]
+
+
+# -- naming what happened to the chain -----------------------------------------------------------
+
+
+def renumber_from(conn: sqlite3.Connection, seq: int, by: int) -> None:
+    """Shift events seq >= `seq` up by `by`, leaving room (as an attacker would)."""
+    conn.execute("UPDATE events SET seq = -seq WHERE seq >= ?", (seq,))
+    conn.execute("UPDATE events SET seq = -seq + ? WHERE seq < 0", (by,))
+
+
+def forged(
+    prev_hash: str, *, kind: str = "lock.forced", good_hash: bool = True
+) -> tuple[object, ...]:
+    ts = now_iso()
+    body = '{"reason":"forged"}'
+    fields = chain.hashed_fields(ts, kind, "production", None, "mallory", body)
+    digest = chain.event_hash(prev_hash, fields) if good_hash else "e" * 64
+    return (ts, kind, "production", None, "mallory", body, prev_hash, digest)
+
+
+INSERT = (
+    "INSERT INTO events (seq, ts, kind, env, run_id, actor, payload, prev_hash, hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+@pytest.mark.parametrize("good_hash", [True, False], ids=["valid-hash", "made-up-hash"])
+def test_event_inserted_in_the_middle_is_named_as_inserted(
+    ledger: Ledger, db_path: Path, good_hash: bool
+) -> None:
+    several_operations(ledger)
+    events = ledger.events()
+    before = events[4]
+    conn = raw(db_path)
+    try:
+        renumber_from(conn, before["seq"] + 1, 1)
+        conn.execute(INSERT, (before["seq"] + 1, *forged(before["hash"], good_hash=good_hash)))
+    finally:
+        conn.close()
+    intact, bad, reason = ledger.verify_chain()
+    assert (intact, bad) == (False, before["seq"] + 1)
+    if good_hash:
+        # a well-formed forgery: the event after it still chains to the one before it
+        assert reason == (
+            f"inserted: seq {before['seq'] + 2} is chained to seq {before['seq']}, so seq "
+            f"{before['seq'] + 1} was put in between"
+        )
+    else:
+        assert reason == (
+            f"inserted: its hash is made up and seq {before['seq'] + 2} is chained to seq "
+            f"{before['seq']} directly"
+        )
+
+
+def test_several_events_chained_in_together_name_the_first(ledger: Ledger, db_path: Path) -> None:
+    several_operations(ledger)
+    events = ledger.events()
+    before = events[2]
+    first = forged(before["hash"])
+    second = forged(first[-1], kind="release.live")
+    conn = raw(db_path)
+    try:
+        renumber_from(conn, before["seq"] + 1, 2)
+        conn.execute(INSERT, (before["seq"] + 1, *first))
+        conn.execute(INSERT, (before["seq"] + 2, *second))
+    finally:
+        conn.close()
+    intact, bad, reason = ledger.verify_chain()
+    assert (intact, bad) == (False, before["seq"] + 1)
+    assert reason == (
+        f"inserted: seq {before['seq'] + 3} is chained to seq {before['seq']}, so seq "
+        f"{before['seq'] + 1} to {before['seq'] + 2} were put in between"
+    )
+
+
+def test_swapped_events_are_named_as_reordered(ledger: Ledger, db_path: Path) -> None:
+    several_operations(ledger)
+    events = ledger.events()
+    a, b = events[3]["seq"], events[4]["seq"]
+    conn = raw(db_path)
+    try:
+        conn.execute("UPDATE events SET seq = -1 WHERE seq = ?", (a,))
+        conn.execute("UPDATE events SET seq = ? WHERE seq = ?", (a, b))
+        conn.execute("UPDATE events SET seq = ? WHERE seq = -1", (b,))
+    finally:
+        conn.close()
+    intact, bad, reason = ledger.verify_chain()
+    assert (intact, bad) == (False, a)
+    assert reason == f"reordered: it was chained after seq {b}, which now comes after it"
+    report = ledger.audit()
+    assert report.chain is not None and report.chain.kind == events[4]["kind"]
+
+
+def test_removed_first_events_and_a_range_are_named(ledger: Ledger, db_path: Path) -> None:
+    several_operations(ledger)
+    seqs = [e["seq"] for e in ledger.events()]
+    conn = raw(db_path)
+    try:
+        conn.execute("DELETE FROM events WHERE seq IN (?, ?)", (seqs[0], seqs[1]))
+    finally:
+        conn.close()
+    intact, bad, reason = ledger.verify_chain()
+    assert (intact, bad) == (False, seqs[0])
+    assert reason == (
+        f"removed: seq {seqs[0]} to {seqs[1]} missing before seq {seqs[2]}, the first left"
+    )
+
+
+def test_edited_prev_hash_alone_is_named_as_altered(ledger: Ledger, db_path: Path) -> None:
+    several_operations(ledger)
+    target = ledger.events()[5]["seq"]
+    conn = raw(db_path)
+    try:
+        conn.execute("UPDATE events SET prev_hash = ? WHERE seq = ?", ("1" * 64, target))
+    finally:
+        conn.close()
+    intact, bad, reason = ledger.verify_chain()
+    assert (intact, bad) == (False, target)
+    assert reason.startswith("altered: its content and its link")
+
+
+def test_break_names_the_event_kind_time_and_run(ledger: Ledger, db_path: Path) -> None:
+    several_operations(ledger)
+    victim = ledger.events()[4]
+    conn = raw(db_path)
+    try:
+        conn.execute("UPDATE events SET payload = '{}' WHERE seq = ?", (victim["seq"],))
+    finally:
+        conn.close()
+    report = ledger.audit()
+    assert not report.intact
+    assert report.message() == (
+        f"ledger {ledger.location} is broken: event seq {victim['seq']} (release.created, "
+        f"{victim['ts']}, run r1 staging) altered: its content does not match its hash"
+    )
+
+
+# -- rows cross-checked against their events -----------------------------------------------------
+
+
+def tamper(db_path: Path, *statements: str) -> None:
+    conn = raw(db_path)
+    try:
+        conn.execute("PRAGMA foreign_keys=OFF")
+        for statement in statements:
+            conn.execute(statement)
+    finally:
+        conn.close()
+
+
+def test_untouched_ledger_audits_intact(ledger: Ledger) -> None:
+    several_operations(ledger)
+    ledger.add_approval(
+        ApprovalRow("staging", "r1", "0001", "0002", "a" * 64, "dba", "ok", now_iso()),
+        actor=ACTOR,
+    )
+    ledger.record_migration(mig("staging", "r1", "0002"), actor=ACTOR)
+    ledger.set_release_state("staging", 1, "failed", actor=ACTOR, run_id="r1", reason="x")
+    start(ledger, "r2")
+    assert ledger.try_lock(lock_row("r2"), actor=ACTOR) is None
+    ledger.force_unlock("staging", actor="admin", reason="test")
+    report = ledger.audit()
+    assert report.intact, [m.line() for m in report.mismatches]
+    assert report.message().startswith(f"ledger {ledger.location} is intact: ")
+    assert report.events == len(ledger.events())
+    assert report.head == ledger.events()[-1]["hash"]
+
+
+@pytest.mark.parametrize(
+    "statement,expected",
+    [
+        (
+            "UPDATE releases SET sha = 'bad' WHERE version = 1",
+            "releases staging v1: sha is 'bad' but event seq",
+        ),
+        ("DELETE FROM releases", "releases staging v1: row missing: event seq"),
+        (
+            "UPDATE releases SET state = 'pending'",
+            "releases staging v1: state is 'pending' but the events leave it 'live'",
+        ),
+        (
+            "UPDATE releases SET verified_at = NULL",
+            "releases staging v1: not marked verified but event seq",
+        ),
+        (
+            "INSERT INTO releases VALUES ('production', 7, 'r1', 'abc', 'x', '{}', 'live', 'd', "
+            "'2024-01-01T00:00:00.000000Z', NULL, NULL)",
+            "releases production v7: no release.created event records it",
+        ),
+        (
+            "UPDATE runs SET status = 'failed'",
+            "runs run r1: status is 'failed' but event seq",
+        ),
+        ("UPDATE runs SET actor = 'mallory'", "runs run r1: actor is 'mallory' but event seq"),
+        ("DELETE FROM steps", "steps run r1 step 1 build: row missing: event seq"),
+        ("UPDATE steps SET detail = '{}'", "detail differs from event seq"),
+        (
+            "INSERT INTO env_locks VALUES ('staging', 'r1', 'deploy', 'x', 'h', 1, 'a', 'b')",
+            "env_locks staging: held by run r1 but no lock.acquired event is the last word",
+        ),
+    ],
+    ids=[
+        "release-edited",
+        "release-deleted",
+        "release-state",
+        "release-unverified",
+        "release-inserted",
+        "run-status",
+        "run-actor",
+        "step-deleted",
+        "step-detail",
+        "lock-inserted",
+    ],
+)
+def test_edited_deleted_or_inserted_rows_are_named(
+    ledger: Ledger, db_path: Path, statement: str, expected: str
+) -> None:
+    several_operations(ledger)
+    assert ledger.audit().intact
+    tamper(db_path, statement)
+    report = ledger.audit()
+    assert report.chain is None  # the events are untouched: only the row tells
+    assert not report.intact
+    assert expected in report.message(), report.message()
+
+
+def test_migration_and_approval_rows_are_matched_to_their_events(
+    ledger: Ledger, db_path: Path
+) -> None:
+    start(ledger, "m1")
+    ledger.record_migration(mig("staging", "m1", "001"), actor=ACTOR)
+    ledger.record_migration(mig("staging", "m1", "001"), actor=ACTOR)  # the same, twice
+    ledger.add_approval(
+        ApprovalRow("staging", "m1", "000", "001", "b" * 64, "dba", "fine", now_iso()),
+        actor=ACTOR,
+    )
+    assert ledger.audit().intact
+    tamper(
+        db_path,
+        "UPDATE migrations SET status = 'ok', to_revision = '009' WHERE id = 2",
+        "UPDATE approvals SET note = 'edited'",
+    )
+    lines = [m.line() for m in ledger.audit().mismatches]
+    assert (
+        "migrations id 2 (staging None -> 009 ok): no event records it (or it was edited)" in lines
+    )
+    assert any(x.startswith("migrations env staging: row missing: event seq") for x in lines)
+    assert any(x.startswith("approvals id 1 (staging 000 -> 001)") for x in lines)
+    assert len(lines) == 4, lines
+
+
+def test_deleting_the_last_event_is_caught_by_its_row(ledger: Ledger, db_path: Path) -> None:
+    """A chain cannot see its own tail cut off; the run row it finished still tells."""
+    several_operations(ledger)
+    last_finish = [e for e in ledger.events() if e["kind"] == "run.finished"][-1]
+    tamper(db_path, f"DELETE FROM events WHERE seq >= {last_finish['seq']}")
+    report = ledger.audit()
+    assert report.chain is None
+    assert "runs run r1: status is 'succeeded' but event seq" in report.message()
+
+
+# -- locks across machines -----------------------------------------------------------------------
+
+
+def test_stale_by_pid_on_this_host_and_by_heartbeat_on_another(ledger: Ledger) -> None:
+    from datetime import timedelta
+
+    here = socket.gethostname()
+    mine = lock_row("r1")
+    assert mine.stale_reason(here) is None
+    dead = lock_row("r1", pid=2**22 + 12345)
+    assert dead.stale_reason(here) == f"holder process {dead.pid} is gone"
+
+    beat = datetime_of(mine.heartbeat_at)
+    other = LockRow(**{**mine.__dict__, "host": "runner-7"})
+    assert other.stale_reason(here, now=beat + timedelta(seconds=119)) is None
+    assert other.stale_reason(here, now=beat + timedelta(seconds=121)) == (
+        "no heartbeat from runner-7 for 2m01s (stale after 2m00s)"
+    )
+    assert other.stale(here, now=beat + timedelta(seconds=11), stale_after=10)
+    assert not other.stale(here, now=beat - timedelta(seconds=30))  # a clock behind
+    assert other.heartbeat_age(beat + timedelta(seconds=3)) == pytest.approx(3)
+    # seen from runner-7 itself, its own pid decides
+    assert other.stale_reason("runner-7") is None
+
+
+def datetime_of(stamp: str) -> datetime:
+    from gonogo.ledger.lock import parse_ts
+
+    return parse_ts(stamp)
+
+
+def test_ledger_judges_staleness_with_its_threshold(db_path: Path) -> None:
+    led = Ledger.open(None, db_path, stale_after=0.2)
+    try:
+        start(led, "r1")
+        row = LockRow(**{**lock_row("r1").__dict__, "host": "runner-9"})
+        assert led.try_lock(row, actor=ACTOR) is None
+        held = led.lock_holder("staging")
+        assert held is not None
+        assert led.lock_staleness(held, socket.gethostname()) is None
+        time.sleep(0.3)
+        assert "no heartbeat from runner-9" in (led.lock_staleness(held, "elsewhere") or "")
+        assert led.heartbeat("staging", "r1") is True
+        fresh = led.lock_holder("staging")
+        assert fresh is not None and led.lock_staleness(fresh, "elsewhere") is None
+    finally:
+        led.close()
+
+
+def test_heartbeat_says_whether_the_lock_is_still_ours(ledger: Ledger) -> None:
+    assert ledger.heartbeat("staging", "r1") is False
+    assert ledger.try_lock(lock_row("r1"), actor=ACTOR) is None
+    assert ledger.heartbeat("staging", "r1") is True
+    assert ledger.heartbeat("staging", "r2") is False
+    kinds = [e["kind"] for e in ledger.events()]
+    assert kinds == ["lock.acquired"]  # beats are liveness, not history
+
+
+def test_heartbeat_thread_keeps_beating_and_notices_a_cleared_lock(ledger: Ledger) -> None:
+    from gonogo.ledger.lock import Heartbeat
+
+    row = lock_row("r1")
+    assert ledger.try_lock(row, actor=ACTOR) is None
+    with Heartbeat(ledger, "staging", "r1", every=0.05) as beat:
+        deadline = time.monotonic() + 10
+        while beat.beats < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert beat.beats >= 3 and not beat.lost
+        held = ledger.lock_holder("staging")
+        assert held is not None and held.heartbeat_at > row.heartbeat_at
+        ledger.force_unlock("staging", actor="admin", reason="test")
+        while not beat.lost and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert beat.lost
+    assert not beat._thread.is_alive()
+
+
+def test_heartbeat_thread_survives_a_failing_write() -> None:
+    from gonogo.ledger.lock import Heartbeat
+
+    calls: list[int] = []
+
+    class Flaky:
+        def heartbeat(self, env: str, run_id: str) -> bool:
+            calls.append(1)
+            if len(calls) < 3:
+                raise RuntimeError("database went away")
+            return True
+
+    with Heartbeat(Flaky(), "staging", "r1", every=0.01) as beat:
+        deadline = time.monotonic() + 10
+        while beat.beats < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert beat.failures == 2 and beat.beats >= 2
+    assert isinstance(beat.last_error, RuntimeError)
+
+
+def test_context_reads_the_stale_threshold(tmp_path: Path) -> None:
+    from gonogo.context import Context
+    from gonogo.errors import GonogoError
+
+    ctx = Context(
+        root=tmp_path,
+        config=None,  # type: ignore[arg-type]
+        config_path=tmp_path / "gonogo.toml",
+        environ={"GONOGO_LOCK_STALE_AFTER": "45"},
+    )
+    try:
+        assert ctx.ledger.stale_after == 45
+    finally:
+        ctx.close()
+    for bad in ("soon", "0", "-3", "nan"):
+        ctx = Context(
+            root=tmp_path,
+            config=None,  # type: ignore[arg-type]
+            config_path=tmp_path / "gonogo.toml",
+            environ={"GONOGO_LOCK_STALE_AFTER": bad},
+        )
+        with pytest.raises(GonogoError, match="GONOGO_LOCK_STALE_AFTER"):
+            _ = ctx.ledger
+
+
+# -- opening -------------------------------------------------------------------------------------
+
+
+def test_unsupported_ledger_url_is_one_line(tmp_path: Path) -> None:
+    from gonogo.errors import GonogoError
+
+    with pytest.raises(GonogoError) as err:
+        Ledger.open("mysql://root:hunter2@db/ledger", tmp_path / "x.db")
+    assert "hunter2" not in err.value.message
+    assert "sqlite:///PATH or postgresql://" in err.value.message
+
+
+def test_unreachable_postgres_ledger_is_one_line_without_its_password(tmp_path: Path) -> None:
+    from gonogo.errors import GonogoError
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there once closed
+    with pytest.raises(GonogoError) as err:
+        Ledger.open(f"postgresql://team:hunter2@127.0.0.1:{port}/ledger", tmp_path / "x.db")
+    message = err.value.message
+    assert message.startswith(
+        f"cannot open ledger postgresql://team:<redacted>@127.0.0.1:{port}/ledger: "
+    )
+    assert "hunter2" not in message and "\n" not in message
+
+
+def test_sqlite_url_and_default_path_open_the_same_kind_of_ledger(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "ledger.db"
+    led = Ledger.open(f"sqlite:///{path}", tmp_path / "unused.db")
+    try:
+        led.record("x", actor=ACTOR)
+        assert path.is_file() and not (tmp_path / "unused.db").exists()
+        assert led.location == f"sqlite:///{path}"
+    finally:
+        led.close()
+
+
+def test_keep_alive_beats_at_a_quarter_of_the_stale_threshold(db_path: Path) -> None:
+    led = Ledger.open(None, db_path, stale_after=0.4)
+    try:
+        assert led.try_lock(lock_row("r1"), actor=ACTOR) is None
+        beat = led.keep_alive("staging", "r1")
+        assert beat is not None and beat.every == pytest.approx(0.1)
+        try:
+            deadline = time.monotonic() + 10
+            while beat.beats < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert beat.beats >= 2
+        finally:
+            beat.stop()
+    finally:
+        led.close()
+    memory = Ledger.open("sqlite://", db_path)
+    try:
+        assert memory.keep_alive("staging", "r1") is None
+    finally:
+        memory.close()

@@ -180,6 +180,7 @@ def history(
     runs = [
         r for r in all_runs if r.id in keep_runs and (since_ts is None or r.started_at >= since_ts)
     ][:limit]
+    origins = _origins(ctx, env)
     rows: list[dict[str, Any]] = [
         {
             "run_id": r.id,
@@ -195,6 +196,7 @@ def history(
             "finished_at": r.finished_at,
             "summary": r.summary,
             "evidence": r.evidence,
+            "origin": origins.get(r.id),
         }
         for r in runs
     ]
@@ -234,6 +236,16 @@ def history(
             "overrides": overrides,
         },
     )
+
+
+def _origins(ctx: Context, env: str | None) -> dict[str, Any]:
+    """Where each run ran (a CI run or a person's machine), from its run.started event."""
+    found: dict[str, Any] = {}
+    for ev in ctx.ledger.events(kind="run.started", env=env):
+        payload = json.loads(ev["payload"]) if ev["payload"] else {}
+        if ev["run_id"] and payload.get("origin"):
+            found[ev["run_id"]] = payload["origin"]
+    return found
 
 
 def _print(

@@ -8,7 +8,6 @@ import httpx
 
 from gonogo.context import Context
 from gonogo.output import short
-from gonogo.procs import pid_alive
 from gonogo.providers.registry import provider_for
 from gonogo.result import Result
 
@@ -52,8 +51,9 @@ def env_status(ctx: Context, env: str) -> dict[str, Any]:
     if proc.running and live and proc.version != live.version:
         info["warning"] = f"v{proc.version} is running but the ledger says {live.label} is live"
     if lock is not None:
-        stale = lock.host == ctx.host and not pid_alive(lock.pid)
-        info["lock"] = {**lock.__dict__, "stale": stale}
+        # Same host: the holder's pid; another host (a team ledger): its heartbeat.
+        stale = ctx.ledger.lock_staleness(lock, ctx.host)
+        info["lock"] = {**lock.__dict__, "stale": stale is not None, "stale_reason": stale}
     if ctx.config.migrations is not None:
         info["database"] = _database(ctx, provider, env)
     return info
@@ -97,7 +97,7 @@ def status(ctx: Context, env: str | None = None) -> Result:
                 ctx.out.line(f"  ! {db['problem']['message']}")
         if e["lock"]:
             lk = e["lock"]
-            state = "STALE (holder process is gone)" if lk["stale"] else "held"
+            state = f"STALE ({lk['stale_reason']})" if lk["stale"] else "held"
             ctx.out.line(
                 f"  lock {state}: run {lk['run_id']} ({lk['command']} by "
                 f"{lk['holder']}, pid {lk['pid']}, since {lk['acquired_at']})"

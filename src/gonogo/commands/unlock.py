@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from gonogo.context import Context
 from gonogo.errors import GonogoError, NoGo
-from gonogo.procs import pid_alive
 from gonogo.result import Result
 
 
@@ -15,9 +14,14 @@ def unlock(ctx: Context, env: str, *, reason: str, force: bool = False) -> Resul
     held = ctx.ledger.lock_holder(env)
     if held is None:
         return Result(0, f"{env} is not locked", {"command": "unlock", "env": env, "cleared": None})
-    alive = held.host != ctx.host or pid_alive(held.pid)
-    if alive and not force:
-        where = "on another host" if held.host != ctx.host else "still running"
+    # Dead pid on this host, or no heartbeat from another host for the stale threshold.
+    stale = ctx.ledger.lock_staleness(held, ctx.host)
+    if stale is None and not force:
+        where = (
+            f"on {held.host}, heartbeat {held.heartbeat_at}"
+            if held.host != ctx.host
+            else "still running"
+        )
         raise NoGo(
             f"{env} is locked by run {held.run_id} ({held.command}, pid {held.pid}, "
             f"{where}); wait for it, or add --force if you are sure it is dead"

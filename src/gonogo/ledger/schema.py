@@ -1,7 +1,10 @@
-"""SQLAlchemy Core tables of the ledger.
+"""SQLAlchemy Core tables of the ledger, as of the newest schema revision (versioning.HEAD).
 
 Timestamps are ISO-8601 UTC strings with microseconds so they sort correctly as text on
 every backend and read the same in SQLite and PostgreSQL.
+
+Changing a table here needs a new revision in `gonogo/ledger/versions/revisions/` and a new
+`versioning.HEAD`; tests/unit/test_ledger_schema.py fails until both agree.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -140,4 +144,17 @@ events = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     UniqueConstraint("hash", name="uq_events_hash"),
+)
+
+# The ledger's own alembic version table. Not `alembic_version`: a team may point the ledger
+# at a database whose application schema is managed by alembic too.
+VERSION_TABLE = "gonogo_ledger_version"
+
+# Kept out of `metadata`: alembic owns this table (same shape as the one alembic creates).
+version_metadata = MetaData()
+ledger_version = Table(
+    VERSION_TABLE,
+    version_metadata,
+    Column("version_num", String(32), nullable=False),
+    PrimaryKeyConstraint("version_num", name=f"{VERSION_TABLE}_pkc"),
 )

@@ -1,4 +1,10 @@
-"""Ledger store: every write is one transaction that also appends a hash-chained event."""
+"""Ledger store: every write is one transaction that also appends a hash-chained event.
+
+SQLite (a file, or memory for dry runs) is the default; a PostgreSQL URL gives a team one
+shared ledger. Either way appends are serialised by a database-wide write lock taken at
+the start of the write transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: a transaction
+advisory lock), so every event's prev_hash is the true head, whichever machine wrote it.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +14,43 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Insert,
+    Table,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-from gonogo.ledger import chain
+from gonogo.errors import GonogoError
+from gonogo.ledger import chain, lock
 from gonogo.ledger.schema import (
     approvals,
     artifacts,
     env_locks,
     events,
-    metadata,
     migrations,
     releases,
     runs,
     steps,
 )
+
+if TYPE_CHECKING:
+    from gonogo.ledger.audit import AuditReport
+    from gonogo.ledger.versioning import Schema
+
+# pg_advisory_xact_lock key of the ledger's write lock ("gonogo" in ASCII): every write
+# transaction of a PostgreSQL ledger takes it first, like SQLite's BEGIN IMMEDIATE.
+WRITE_LOCK_KEY = 0x676F6E6F676F
 
 
 def now_iso() -> str:
@@ -80,6 +106,32 @@ class LockRow:
     acquired_at: str
     heartbeat_at: str
 
+    def stale_reason(
+        self,
+        host: str,
+        *,
+        now: datetime | None = None,
+        stale_after: float = lock.DEFAULT_STALE_AFTER,
+    ) -> str | None:
+        """Why this lock's holder is gone, seen from `host` at `now`; None if it looks alive.
+
+        Same host: its pid is gone. Another host: no heartbeat for `stale_after` seconds.
+        Pass `now` from `Ledger.now()` so a team ledger compares with the database's clock.
+        """
+        return lock.stale_reason(self, host, now=now or datetime.now(UTC), stale_after=stale_after)
+
+    def stale(
+        self,
+        host: str,
+        *,
+        now: datetime | None = None,
+        stale_after: float = lock.DEFAULT_STALE_AFTER,
+    ) -> bool:
+        return self.stale_reason(host, now=now, stale_after=stale_after) is not None
+
+    def heartbeat_age(self, now: datetime | None = None) -> float:
+        return lock.heartbeat_age(self, now or datetime.now(UTC))
+
 
 @dataclass(frozen=True)
 class ArtifactRow:
@@ -116,7 +168,7 @@ class ApprovalRow:
 
 def _sqlite_engine(path: Path) -> Engine:
     path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"sqlite:///{path}", future=True)
+    engine = create_engine(f"sqlite:///{path}")
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -131,19 +183,62 @@ def _sqlite_engine(path: Path) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # Writers serialise at BEGIN, so reading the chain head and appending are atomic.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers take a plain (deferred) snapshot and never wait for a writer (WAL).
+        write = conn.get_execution_options().get("gonogo_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
 
 
+def _postgres_engine(url: str) -> Engine:
+    from gonogo.migrations.alembic import normalise_url
+
+    return create_engine(
+        normalise_url(url),
+        # READ COMMITTED whatever the server's default: after waiting for the write lock,
+        # each statement must see what the previous holder committed.
+        isolation_level="READ COMMITTED",
+        connect_args={"connect_timeout": 10, "application_name": "gonogo ledger"},
+    )
+
+
+_PG_PREFIXES = ("postgres://", "postgresql://", "postgresql+psycopg://")
+
+
 class Ledger:
-    def __init__(self, engine: Engine, *, location: str) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        location: str,
+        stale_after: float = lock.DEFAULT_STALE_AFTER,
+        schema: Schema | None = None,
+    ) -> None:
         self.engine = engine
         self.location = location
-        metadata.create_all(engine)
+        self.stale_after = stale_after
+        self.postgres = engine.dialect.name == "postgresql"
+        # What opening did to the schema (None: it was already current), for tests and logs.
+        self.schema_change: str | None = None
+        from gonogo.ledger import versioning
+
+        try:
+            self.schema_change = versioning.ensure_schema(engine, self.tx, location, schema)
+        except DBAPIError as exc:
+            engine.dispose()
+            raise GonogoError(f"cannot open ledger {location}: {_first_line(exc)}") from None
+        except BaseException:
+            engine.dispose()
+            raise
 
     @classmethod
-    def open(cls, url: str | None, default_path: Path) -> Ledger:
+    def open(
+        cls,
+        url: str | None,
+        default_path: Path,
+        *,
+        stale_after: float = lock.DEFAULT_STALE_AFTER,
+    ) -> Ledger:
         if url == "sqlite://":
             # One shared connection, so gates evaluated in threads see the same database.
             from sqlalchemy.pool import StaticPool
@@ -151,20 +246,59 @@ class Ledger:
             memory = create_engine(
                 url, poolclass=StaticPool, connect_args={"check_same_thread": False}
             )
-            return cls(memory, location="memory")
-        if url:
-            if url.startswith("sqlite:///"):
-                return cls(_sqlite_engine(Path(url.removeprefix("sqlite:///"))), location=url)
-            return cls(create_engine(url, future=True), location=url)
-        return cls(_sqlite_engine(default_path), location=str(default_path))
+            return cls(memory, location="memory", stale_after=stale_after)
+        if not url:
+            return cls(
+                _sqlite_engine(default_path), location=str(default_path), stale_after=stale_after
+            )
+        from gonogo.migrations.alembic import display_url
+
+        shown = display_url(url)
+        if url.startswith("sqlite:///"):
+            path = Path(url.removeprefix("sqlite:///"))
+            return cls(_sqlite_engine(path), location=url, stale_after=stale_after)
+        if not url.startswith(_PG_PREFIXES):
+            raise GonogoError(
+                f"GONOGO_LEDGER_URL {shown} is not a ledger gonogo can use: give "
+                "sqlite:///PATH or postgresql://USER@HOST/DATABASE"
+            )
+        try:
+            engine = _postgres_engine(url)
+        except (ArgumentError, NoSuchModuleError) as exc:
+            raise GonogoError(f"GONOGO_LEDGER_URL {shown} is not usable: {exc}") from None
+        # The location shows in messages and evidence: never with its password.
+        return cls(engine, location=shown, stale_after=stale_after)
 
     def close(self) -> None:
         self.engine.dispose()
 
     @contextmanager
     def tx(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
+        """A write transaction holding the ledger's write lock until it commits."""
+        with self._write(chain_lock=True) as conn:
             yield conn
+
+    @contextmanager
+    def _write(self, *, chain_lock: bool) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.execution_options(gonogo_write=True)
+            with conn.begin():
+                if self.postgres and chain_lock:
+                    conn.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK_KEY}
+                    )
+                yield conn
+
+    def now(self) -> datetime:
+        """The time locks are judged by: the database server's clock on PostgreSQL (runners'
+        clocks disagree), this machine's on SQLite (a SQLite ledger has one machine)."""
+        if not self.postgres:
+            return datetime.now(UTC)
+        with self.engine.connect() as conn:
+            return lock.parse_ts(_server_now(conn))
+
+    def _clock(self, conn: Connection) -> str:
+        return _server_now(conn) if self.postgres else now_iso()
 
     # -- events ------------------------------------------------------------------------
 
@@ -222,19 +356,42 @@ class Ledger:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
+    def iter_events(self, *, batch: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every event in seq order, streamed (a server-side cursor on PostgreSQL)."""
+        query = select(events).order_by(events.c.seq)
+        with self.engine.connect() as conn:
+            rows = conn.execution_options(yield_per=batch).execute(query)
+            for row in rows:
+                yield dict(row._mapping)
+
+    def event_by_hash(self, digest: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(events).where(events.c.hash == digest)).one_or_none()
+        return dict(row._mapping) if row else None
+
+    def event_after(self, seq: int) -> dict[str, Any] | None:
+        query = select(events).where(events.c.seq > seq).order_by(events.c.seq).limit(1)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).one_or_none()
+        return dict(row._mapping) if row else None
+
     def verify_chain(self) -> tuple[bool, int | None, str]:
-        """Recompute every hash; returns (intact, first bad seq, reason)."""
-        prev = chain.GENESIS
-        for row in self.events():
-            if row["prev_hash"] != prev:
-                return False, row["seq"], "prev_hash does not match the previous event"
-            fields = chain.hashed_fields(
-                row["ts"], row["kind"], row["env"], row["run_id"], row["actor"], row["payload"]
-            )
-            if chain.event_hash(prev, fields) != row["hash"]:
-                return False, row["seq"], "content does not match its hash"
-            prev = row["hash"]
-        return True, None, "intact"
+        """Recompute every hash; returns (intact, first bad seq, what happened there)."""
+        walker = chain.ChainWalker(self.event_by_hash, self.event_after)
+        for row in self.iter_events():
+            walker.feed(row)
+            if walker.broken is not None:
+                break
+        broken = walker.finish()
+        if broken is None:
+            return True, None, "intact"
+        return False, broken.seq, f"{broken.problem}: {broken.detail}"
+
+    def audit(self) -> AuditReport:
+        """The hash chain and every table cross-checked against the events that record it."""
+        from gonogo.ledger.audit import audit
+
+        return audit(self)
 
     # -- runs and steps ----------------------------------------------------------------
 
@@ -250,7 +407,10 @@ class Ledger:
         plan: Any = None,
         evidence: str | None = None,
         sha: str | None = None,
+        origin: Mapping[str, Any] | None = None,
     ) -> None:
+        """`origin` says where the run ran (a CI run's URL, workflow, actor and ref, or the
+        local user and host); it lives in the run.started event."""
         with self.tx() as conn:
             conn.execute(
                 insert(runs).values(
@@ -273,7 +433,14 @@ class Ledger:
                 actor=actor,
                 env=env,
                 run_id=run_id,
-                payload={"command": command, "host": host, "pid": pid, "sha": sha, "plan": plan},
+                payload={
+                    "command": command,
+                    "host": host,
+                    "pid": pid,
+                    "sha": sha,
+                    "plan": plan,
+                    **({"origin": dict(origin)} if origin else {}),
+                },
             )
 
     def update_run(self, run_id: str, **values: Any) -> None:
@@ -380,25 +547,34 @@ class Ledger:
     # -- locks -------------------------------------------------------------------------
 
     def try_lock(self, lock: LockRow, *, actor: str) -> LockRow | None:
-        """Take the environment lock; returns the current holder if someone has it."""
-        try:
-            with self.tx() as conn:
-                held = conn.execute(
-                    select(env_locks).where(env_locks.c.env == lock.env)
-                ).one_or_none()
-                if held is not None:
-                    return LockRow(**held._mapping)
-                conn.execute(insert(env_locks).values(**lock.__dict__))
-                self._append(
-                    conn,
-                    "lock.acquired",
-                    actor=actor,
-                    env=lock.env,
-                    run_id=lock.run_id,
-                    payload={"holder": lock.holder, "pid": lock.pid, "host": lock.host},
-                )
-        except IntegrityError:
-            return self.lock_holder(lock.env)
+        """Take the environment lock; returns the current holder if someone has it.
+
+        Atomic across machines: the insert does nothing if the env already has a row (its
+        primary key), and the write lock orders it with every other ledger write.
+        """
+        values = dict(lock.__dict__)
+        with self.tx() as conn:
+            if self.postgres:
+                # Heartbeats of a team ledger are on the server's clock (see `now`).
+                values["heartbeat_at"] = self._clock(conn)
+            claim = _insert_ignoring_conflict(conn, env_locks, ["env"]).values(**values)
+            if self.postgres:
+                # psycopg's rowcount is not 0 for an insert that did nothing; RETURNING is
+                # exact (and SQLite before 3.35 has no RETURNING, so not there).
+                taken = conn.execute(claim.returning(env_locks.c.env)).first() is not None
+            else:
+                taken = conn.execute(claim).rowcount == 1
+            if not taken:
+                held = conn.execute(select(env_locks).where(env_locks.c.env == lock.env)).one()
+                return LockRow(**held._mapping)
+            self._append(
+                conn,
+                "lock.acquired",
+                actor=actor,
+                env=lock.env,
+                run_id=lock.run_id,
+                payload={"holder": lock.holder, "pid": lock.pid, "host": lock.host},
+            )
         return None
 
     def lock_holder(self, env: str) -> LockRow | None:
@@ -406,13 +582,33 @@ class Ledger:
             row = conn.execute(select(env_locks).where(env_locks.c.env == env)).one_or_none()
         return LockRow(**row._mapping) if row else None
 
-    def heartbeat(self, env: str, run_id: str) -> None:
-        with self.tx() as conn:
-            conn.execute(
+    def heartbeat(self, env: str, run_id: str) -> bool:
+        """Refresh the lock's heartbeat; False when `run_id` no longer holds `env`."""
+        # No event and no chain lock: a heartbeat is liveness, not history.
+        with self._write(chain_lock=False) as conn:
+            beat = self._clock(conn)
+            touched = conn.execute(
                 update(env_locks)
                 .where(env_locks.c.env == env, env_locks.c.run_id == run_id)
-                .values(heartbeat_at=now_iso())
-            )
+                .values(heartbeat_at=beat)
+            ).rowcount
+        return bool(touched)
+
+    def keep_alive(self, env: str, run_id: str) -> lock.Heartbeat | None:
+        """Start beating `run_id`'s lock on `env` from a thread (stop() it before release).
+
+        None for the in-memory ledger of a dry run: nobody else can see its locks, and its
+        one shared connection must not be written from two threads.
+        """
+        if self.location == "memory":
+            return None
+        every = self.stale_after / lock.BEATS_PER_WINDOW
+        return lock.Heartbeat(self, env, run_id, every=every).start()
+
+    def lock_staleness(self, held: LockRow, host: str) -> str | None:
+        """Why `held`'s holder is gone, seen from `host` now; None while it looks alive."""
+        now = self.now() if held.host != host else None
+        return held.stale_reason(host, now=now, stale_after=self.stale_after)
 
     def release_lock(self, env: str, run_id: str, *, actor: str) -> bool:
         with self.tx() as conn:
@@ -493,6 +689,8 @@ class Ledger:
                     "artifact": rel.artifact,
                     "description": rel.description,
                     "vars": sorted(rel.vars),
+                    # The state it starts in, so `audit verify` can replay later changes.
+                    "state": rel.state,
                 },
             )
 
@@ -677,6 +875,32 @@ _MIGRATION_EVENTS = {
     "downgraded": "migration.downgraded",
     "downgrade-failed": "migration.downgrade_failed",
 }
+
+
+def _insert_ignoring_conflict(conn: Connection, table: Table, keys: list[str]) -> Insert:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing(index_elements=keys)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing(index_elements=keys)
+
+
+def _server_now(conn: Connection) -> str:
+    """The PostgreSQL server's wall clock in the ledger's timestamp format."""
+    stamp = conn.execute(
+        text(
+            "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', "
+            '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\')'
+        )
+    ).scalar_one()
+    return str(stamp)
+
+
+def _first_line(exc: DBAPIError) -> str:
+    text_ = str(exc.orig or exc).strip()
+    return text_.splitlines()[0] if text_ else type(exc).__name__
 
 
 def dumps(value: Any) -> str:

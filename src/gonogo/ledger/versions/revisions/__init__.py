@@ -1,0 +1,1 @@
+"""Revision scripts of the ledger schema, oldest first (see gonogo.ledger.versions)."""
