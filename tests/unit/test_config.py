@@ -296,7 +296,8 @@ def _error(directory: Path, text: str) -> ConfigError:
         pytest.param(
             MINIMAL + "\n[bogus]\nx = 1\n",
             "gonogo.toml:7 bogus: unknown key "
-            "(allowed: project, build, test, migrations, publish, verify, gates, certify, environments)",
+            "(allowed: project, build, test, migrations, publish, verify, gates, certify, "
+            "environments)",
             id="unknown-top-level-key",
         ),
         pytest.param(
