@@ -189,6 +189,21 @@ def test_output_stream_dropped_mid_release_resumes_without_repeating(
     assert len(streams) >= 2 and streams[-1].headers.get("range", "").startswith("bytes=")
 
 
+def test_a_stream_dropped_after_the_release_ended_is_still_read_to_the_end(
+    fake: FakeHeroku,
+) -> None:
+    lines = [f"step {n}" for n in range(4)]
+    fake.script_next_release(APP, ReleaseScript(output=lines, duration_s=0.1))
+    fake.drop_release_stream(after_lines=2)
+    out: list[str] = []
+    with client(fake) as heroku:
+        made = heroku.create_container_release(APP, {"web": NEW})
+        time.sleep(0.3)  # the release phase is over before anyone follows it
+        final = heroku.follow_release(APP, made, deadline_s=3, on_output=out.append)
+    assert final.status == "succeeded"
+    assert out == lines
+
+
 def test_rollback_makes_one_release_copying_the_target(fake: FakeHeroku) -> None:
     fake.set_config(APP, MODE="b")  # v3: config only
     with client(fake) as heroku:

@@ -323,7 +323,7 @@ def _error(directory: Path, text: str) -> ConfigError:
             MINIMAL + 'typo = "x"\n',
             "gonogo.toml:6 environments.dev.typo: unknown key (allowed: provider, app, url, "
             "port, branches, vars, protected, guard, promote_from, verify, database_url_env, "
-            "gates)",
+            "gates, heroku)",
             id="unknown-key-in-environment",
         ),
         pytest.param(
@@ -531,7 +531,8 @@ def test_every_problem_is_one_line_in_file_order(in_tmp: Path) -> None:
         "gonogo.toml:8 verify.probes.0.path: must start with '/' (a path on the environment's URL)",
         "gonogo.toml:8 verify.probes.0.status: Input should be less than or equal to 599",
         "gonogo.toml:13 environments.staging.portt: unknown key (allowed: provider, app, url, "
-        "port, branches, vars, protected, guard, promote_from, verify, database_url_env, gates)",
+        "port, branches, vars, protected, guard, promote_from, verify, database_url_env, "
+        "gates, heroku)",
     ]
     assert len(err.details["errors"]) == 6  # type: ignore[arg-type]
     for text in (err.message, str(err)):

@@ -58,6 +58,20 @@ def database_state(ctx: Context, env: str) -> dict[str, Any]:
         return {"db_revisions_error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
 
 
+def platform_state(ctx: Context, env: str) -> dict[str, Any]:
+    """What the environment's platform says about implicit migrations (Heroku's release
+    phase), for the migrations-explicit gate; {} for providers that have none."""
+    from gonogo.providers.registry import provider_for
+
+    check = getattr(provider_for(ctx, env), "release_phase", None)
+    if check is None:
+        return {}
+    try:
+        return {"release_phase": check(env).to_dict()}
+    except GonogoError as exc:
+        return {"release_phase": {"error": exc.message.splitlines()[0]}}
+
+
 def make_overrides(ctx: Context, gates: Sequence[str], reason: str | None) -> dict[str, Override]:
     if not gates:
         return {}
@@ -78,6 +92,7 @@ def evaluate_gates(
     overrides: Mapping[str, Override] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> GateReport:
+    extra = {**platform_state(ctx, env), **(extra or {})}
     inp = gate_input(ctx, env, command, sha=sha, confirm=confirm, extra=extra)
     report = engine.for_command(command, inp, overrides)
     print_gates(ctx.out, report)
@@ -171,6 +186,9 @@ def verify_live(
 
     verify = ctx.config.verify_for(env)
     context = {"sha": release.sha, "env": env, "version": release.label}
+    platform = getattr(provider, "verify_context", None)
+    if platform is not None:  # e.g. Heroku's release version, description and commit
+        context = {**platform(env, release), **context}
     result = verify_probes(provider.base_url(env), verify, context, alive=provider.alive_check(env))
     run.evidence.write_json(f"probes-{env}-{release.label}.json", result.to_dict())
     run.log(f"verify {env} {release.label}: {result.reason}")

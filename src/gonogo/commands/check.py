@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gonogo import gitrepo
-from gonogo.commands._common import database_state, gate_input, print_gates
+from gonogo.commands._common import database_state, gate_input, platform_state, print_gates
 from gonogo.context import Context
 from gonogo.errors import EXIT_NOGO
 from gonogo.gates import engine
@@ -37,7 +37,11 @@ def check(ctx: Context, env: str, *, ref: str | None = None, gates: Sequence[str
     ctx.out.line(f"gonogo check {env} {short(sha)}")
     was_dry_run, ctx.dry_run = ctx.dry_run, True  # a check reads the ledger, never creates it
     try:
-        extra = {**_pending_migrations(ctx, env), **database_state(ctx, env)}
+        extra = {
+            **_pending_migrations(ctx, env),
+            **database_state(ctx, env),
+            **platform_state(ctx, env),
+        }
         inp = gate_input(ctx, env, "check", sha=sha, extra=extra)
         report = engine.evaluate(engine.select(ctx.config, env, "check", gates), inp)
     finally:

@@ -165,13 +165,14 @@ def _recover(
     """Verification failed: put the previous release back if that is safe, else halt."""
     ctx.out.line(f"  ✘ v{failed.version} failed verification: {reason}")
     if previous is None:
-        provider.stop(env)
+        stopped = provider.stop(env)
         ctx.ledger.set_release_state(
             env, failed.version, "failed", actor=ctx.actor, run_id=run.id, reason=reason
         )
+        state = "stopped" if not stopped.startswith("left running") else stopped
         raise DeployFailed(
             f"{env} {failed.label} failed verification: {reason}. There is no "
-            f"earlier release to roll back to, so {env} is stopped; fix the "
+            f"earlier release to roll back to, so {env} is {state}; fix the "
             f"release and deploy again"
         )
     migs = migrations_since_verified(ctx, env, previous)

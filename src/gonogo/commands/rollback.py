@@ -37,14 +37,23 @@ def _parse_version(text: str) -> int:
     return int(raw)
 
 
-def choose_target(ctx: Context, env: str, to: str | None) -> tuple[ReleaseRow, ReleaseRow | None]:
+def choose_target(
+    ctx: Context, env: str, to: str | None, provider: Any = None
+) -> tuple[ReleaseRow, ReleaseRow | None]:
     releases = ctx.ledger.releases(env)
     current = next((r for r in releases if r.state == "live"), None)
     if not releases:
         raise GonogoError(f"{env} has no releases yet; nothing to roll back to")
     if to is not None:
-        version = _parse_version(to)
-        target = next((r for r in releases if r.version == version), None)
+        # A provider with release numbers of its own (Heroku's vNNN, as in its dashboard)
+        # names the ledger release that number runs.
+        resolve = getattr(provider, "resolve_release", None)
+        if resolve is not None:
+            target = resolve(env, to)
+            version = target.version
+        else:
+            version = _parse_version(to)
+            target = next((r for r in releases if r.version == version), None)
         if target is None:
             known = ", ".join(r.label for r in reversed(releases))
             raise GonogoError(f"--to {to}: {env} has no release v{version} (releases: {known})")
@@ -88,7 +97,7 @@ def rollback(
     provider = provider_for(ctx, env)
     live = ctx.ledger.live_release(env)
     app = to is not None or db is None
-    target, current = choose_target(ctx, env, to) if app else (None, live)
+    target, current = choose_target(ctx, env, to, provider) if app else (None, live)
     dbr = plan_db_rollback(ctx, provider, env, live, db) if db is not None else None
     what = [f"→ {target.label} ({short(target.sha)})"] if target else []
     what += [f"database → {db}"] if db is not None else []

@@ -355,6 +355,78 @@ class Gates(Strict):
         return v
 
 
+_HEROKU_APP = re.compile(r"^[a-z][a-z0-9-]{1,28}[a-z0-9]$")
+_PROCESS_TYPE = re.compile(r"^[a-z0-9]+(?:[_-][a-z0-9]+)*$")
+_COMMAND_FIELDS = ("revision", "config")
+
+
+class HerokuSettings(Strict):
+    """How a `provider = "heroku"` environment reaches Heroku (`heroku = { ... }`)."""
+
+    # The Platform API; plain http only on 127.0.0.1 (tests), the key goes only over https.
+    api_url: str = "https://api.heroku.com"
+    # The container registry host[:port] images are pushed to, as <registry>/<app>/<type>.
+    registry: str = "registry.heroku.com"
+    # The process types released with the image (each gets the same image id).
+    process_types: list[str] = Field(default=["web"], min_length=1)
+    # What a one-off dyno runs for `gonogo migrate ENV apply` (one per revision) and for
+    # `gonogo rollback ENV --db`: fields {revision} and {config} ([migrations].config).
+    migrate_command: str = "python -m alembic -c {config} upgrade {revision}"
+    downgrade_command: str = "python -m alembic -c {config} downgrade {revision}"
+    # How long a release (its release phase) may take before its outcome counts as unknown.
+    release_timeout: Duration = 600.0
+    # How long a migration dyno may run before its exit status counts as unknown (a failure).
+    migrate_timeout: Duration = 1800.0
+    # Each Platform API call, retries included, ends by then.
+    api_timeout: Duration = 60.0
+    # The variable holding the API key (also the registry password, user "_").
+    api_key_env: str = Field(default="HEROKU_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, v: str) -> str:
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", v):
+            raise ValueError("must be an http(s) URL such as https://api.heroku.com")
+        return v.rstrip("/")
+
+    @field_validator("registry")
+    @classmethod
+    def _registry(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?", v):
+            raise ValueError("must be a registry host[:port] such as registry.heroku.com")
+        return v
+
+    @field_validator("process_types")
+    @classmethod
+    def _process_types(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not _PROCESS_TYPE.match(name) or len(name) > 64:
+                raise ValueError(
+                    f"{name!r} is not a process type (lower-case letters, digits, '-' or '_')"
+                )
+        if len(set(v)) != len(v):
+            raise ValueError("process types must not repeat")
+        return v
+
+    @field_validator("migrate_command", "downgrade_command")
+    @classmethod
+    def _command(cls, v: str) -> str:
+        import string
+
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(v) if f is not None}
+        except ValueError as exc:
+            raise ValueError(f"is not a valid command template ({exc})") from None
+        unknown = sorted(f for f in fields if f not in _COMMAND_FIELDS)
+        if unknown:
+            raise ValueError(
+                f"may use only the fields {{revision}} and {{config}} (not {{{unknown[0]}}})"
+            )
+        if "revision" not in fields:
+            raise ValueError("must contain {revision} (the revision each dyno goes to)")
+        return v
+
+
 class Environment(Strict):
     provider: Literal["local", "heroku"] = "local"
     app: str | None = None
@@ -373,6 +445,8 @@ class Environment(Strict):
     # Gates that guard this environment; default: every built-in gate that applies, plus
     # every configured custom gate. Listing them is how a gate is switched off.
     gates: list[str] | None = None
+    # provider = "heroku" only; defaults when absent.
+    heroku: HerokuSettings | None = None
 
     @model_validator(mode="after")
     def _provider_needs(self) -> Environment:
@@ -380,7 +454,19 @@ class Environment(Strict):
             raise ValueError("a local environment needs 'port' (the port its app listens on)")
         if self.provider == "heroku" and not self.app:
             raise ValueError("a heroku environment needs 'app' (the Heroku app name)")
+        if self.provider == "heroku" and self.app and not _HEROKU_APP.match(self.app):
+            raise ValueError(
+                f"app {self.app!r} is not a Heroku app name (3-30 lower-case letters, digits "
+                "and '-', starting with a letter)"
+            )
+        if self.provider != "heroku" and self.heroku is not None:
+            raise ValueError("'heroku' settings apply only to provider = \"heroku\"")
         return self
+
+    @property
+    def heroku_settings(self) -> HerokuSettings:
+        """The heroku settings, defaults filled in."""
+        return self.heroku if self.heroku is not None else HerokuSettings()
 
 
 class Config(Strict):

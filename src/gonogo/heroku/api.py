@@ -16,6 +16,8 @@ the API key.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from gonogo.heroku.dynos import DynoOps
 from gonogo.heroku.http import segment
 from gonogo.heroku.models import App, Feature, FormationEntry
@@ -40,3 +42,13 @@ class HerokuClient(ReleaseOps, DynoOps):
 
     def formation(self, app: str) -> list[FormationEntry]:
         return [FormationEntry.from_api(f) for f in self._list(f"/apps/{segment(app)}/formation")]
+
+    def scale(self, app: str, quantities: Mapping[str, int]) -> list[FormationEntry]:
+        """Set process type quantities (`PATCH /apps/{app}/formation`); idempotent, so a
+        retried request changes nothing twice."""
+        path = f"/apps/{segment(app)}/formation"
+        updates = [{"type": t, "quantity": q} for t, q in sorted(quantities.items())]
+        raw = self._json(self._request("PATCH", path, body={"updates": updates}), f"PATCH {path}")
+        if not isinstance(raw, list):
+            raise self._error(f"heroku API (PATCH {path}): the answer is not a JSON list")
+        return [FormationEntry.from_api(f) for f in raw]

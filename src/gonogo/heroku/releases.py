@@ -182,10 +182,13 @@ class ReleaseOps(HerokuHttp):
             on_output(line)
 
         for _ in range(int(deadline_s / max(self.poll_s, 0.01)) + _STREAM_RECONNECTS + 2):
-            if current.finished or self._clock() >= deadline:
-                return current
             url = current.output_stream_url
-            if url and not stream_done and reconnects <= _STREAM_RECONNECTS:
+            # A release that ended before its output was read whole (followed late, or the
+            # stream broke near the end) still has its output read to the end, once more.
+            unread = bool(url) and not stream_done and reconnects <= _STREAM_RECONNECTS
+            if (current.finished and not unread) or self._clock() >= deadline:
+                return current
+            if url and unread:
                 try:
                     result = self._stream_lines(
                         url,
@@ -197,6 +200,8 @@ class ReleaseOps(HerokuHttp):
                 except HerokuError as exc:
                     if exc.status is None or exc.status < 404:
                         raise
+                    if current.finished:
+                        return current  # the output of a finished release is gone
                     # Not there yet (404) or failing: poll the release meanwhile.
                     reconnects += 1
                     self._pause_until(self.poll_s, deadline)
@@ -212,7 +217,8 @@ class ReleaseOps(HerokuHttp):
             left = deadline - self._clock()
             if left <= 0:
                 return current
-            current = self.release(app, current.id, deadline_s=min(self.deadline_s, left))
+            if not current.finished:
+                current = self.release(app, current.id, deadline_s=min(self.deadline_s, left))
         return current
 
     # -- config vars ------------------------------------------------------------------

@@ -18,8 +18,15 @@ def _local(ctx: Context) -> Provider:
     return LocalProvider(ctx)
 
 
+def _heroku(ctx: Context) -> Provider:
+    from gonogo.providers.heroku import HerokuProvider
+
+    return HerokuProvider(ctx)
+
+
 PROVIDERS: dict[str, Callable[[Context], Provider]] = {
     "local": _local,
+    "heroku": _heroku,
 }
 
 

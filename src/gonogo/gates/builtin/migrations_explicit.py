@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from gonogo import gitrepo
@@ -86,4 +87,28 @@ class MigrationsExplicit:
 
     def evaluate(self, inp: GateInput) -> GateResult:
         env_vars = inp.config.environments[inp.env].vars
-        return scan_result(inp.root, inp.sha, self.id, env_vars)
+        result = scan_result(inp.root, inp.sha, self.id, env_vars)
+        phase = inp.extra.get("release_phase")
+        if not phase or not result.go:
+            return result
+        runs = ", ".join(f"{r['version']} {r['status']}" for r in phase.get("runs", []))
+        evidence = f"{result.evidence}; release phase: {phase.get('command') or 'none'}" + (
+            f" (recent runs: {runs})" if runs else ""
+        )
+        if phase.get("error"):
+            return GateResult(
+                self.id,
+                "NO-GO",
+                f"cannot read the platform's release phase: {phase['error']}",
+                evidence,
+            )
+        if phase.get("flagged"):
+            return GateResult(
+                self.id,
+                "NO-GO",
+                str(phase["reason"]),
+                evidence,
+                fix="make the release phase only echo (or remove the release process type) "
+                "and run migrations with `gonogo migrate ENV apply`",
+            )
+        return replace(result, evidence=evidence)
