@@ -22,12 +22,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from gonogo.closing import OwnsHttpClient
 from gonogo.retry import RemoteError, call_with_retry
 
 __all__ = [
@@ -79,7 +79,7 @@ def _loopback(url: httpx.URL) -> bool:
     return url.host in ("127.0.0.1", "localhost", "::1")
 
 
-class GitHub:
+class GitHub(OwnsHttpClient):
     """GitHub REST API v3 over httpx. Use as a context manager, or call close()."""
 
     def __init__(
@@ -125,21 +125,6 @@ class GitHub:
         }
 
     # -- lifecycle ------------------------------------------------------------------
-
-    def close(self) -> None:
-        if self._own_client:
-            self._client.close()
-
-    def __enter__(self) -> GitHub:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- plumbing -------------------------------------------------------------------
 

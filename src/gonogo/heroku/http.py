@@ -25,12 +25,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from gonogo.closing import OwnsHttpClient
 from gonogo.heroku.models import HerokuError, HerokuUnavailable, StreamResult
 from gonogo.retry import RemoteError, call_with_retry
 
@@ -81,7 +81,7 @@ class Counters:
     reconciled: int = 0  # mutations found already applied instead of being sent again
 
 
-class HerokuHttp:
+class HerokuHttp(OwnsHttpClient):
     """Transport, errors, retries, pacing, paging and streams; the operations are mixins."""
 
     def __init__(
@@ -141,21 +141,6 @@ class HerokuHttp:
         )
 
     # -- lifecycle --------------------------------------------------------------------
-
-    def close(self) -> None:
-        if self._own_client:
-            self._client.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- messages ---------------------------------------------------------------------
 

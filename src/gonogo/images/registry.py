@@ -31,11 +31,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
 
+from gonogo.closing import OwnsHttpClient
 from gonogo.errors import GonogoError
 from gonogo.images.credentials import Credentials, find_credentials
 from gonogo.images.oci_layout import (
@@ -307,7 +307,7 @@ def _media_type(response: httpx.Response) -> str:
 # -- the client -----------------------------------------------------------------------
 
 
-class RegistryClient:
+class RegistryClient(OwnsHttpClient):
     """One registry host. Use as a context manager, or call close().
 
     `registry` is host[:port] as written in image references (`docker.io` is reached at
@@ -368,21 +368,6 @@ class RegistryClient:
         """A client with credentials found by `credentials.find_credentials`."""
         found = find_credentials(registry, environ=environ, home=home)
         return cls(registry, credentials=found, **options)
-
-    def close(self) -> None:
-        if self._own_client:
-            self._client.close()
-
-    def __enter__(self) -> RegistryClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- plumbing ---------------------------------------------------------------------
 
