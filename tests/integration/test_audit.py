@@ -323,3 +323,131 @@ def test_cli_audit_export_to_stdout_and_to_a_file(project: Any) -> None:
     assert f"to {target} (csv)" in done.stdout
     assert target.read_text().splitlines()[0] == ",".join(COLUMNS)
     assert len(target.read_text().splitlines()) == len(rows) + 1
+
+
+# -- bad input: not a ledger, a damaged one, a server that is not there --------------------------
+
+
+def cli(root: Path, *args: str, env: dict[str, str] | None = None) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("GONOGO_")}
+    return subprocess.run(
+        [sys.executable, "-m", "gonogo", *args],
+        cwd=root,
+        env={**environ, "GONOGO_ACTOR": "tester", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def other_apps_database(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)")
+    conn.execute("INSERT INTO users (email) VALUES ('a@example.com')")
+    conn.commit()
+    conn.close()
+
+
+NOT_LEDGERS = {
+    "random-bytes": lambda p: p.write_bytes(bytes(range(256)) * 40),
+    "a-text-file": lambda p: p.write_text("these are my notes\n" * 50),
+    "another-apps-sqlite-db": other_apps_database,
+    "a-folder": lambda p: p.mkdir(),
+}
+
+
+@needs_cli
+@pytest.mark.parametrize("make", NOT_LEDGERS.values(), ids=NOT_LEDGERS.keys())
+def test_a_ledger_file_that_is_not_a_gonogo_ledger_is_one_line_and_exit_1(
+    tmp_path: Path, make: Any
+) -> None:
+    (tmp_path / "gonogo.toml").write_text(CONFIG)
+    path = tmp_path / ".gonogo" / "ledger.db"
+    path.parent.mkdir()
+    make(path)
+    before = path.read_bytes() if path.is_file() else None
+    for args in (
+        ("audit", "verify"),
+        ("audit", "export", "--format", "jsonl"),
+        ("status", "staging"),
+    ):
+        proc = cli(tmp_path, *args)
+        assert proc.returncode == 1, (args, proc.stdout, proc.stderr)
+        assert proc.stdout == ""
+        lines = proc.stderr.splitlines()
+        assert len(lines) == 1, (args, proc.stderr)
+        assert lines[0].startswith(f"gonogo: {path} is ") or lines[0].startswith(
+            f"gonogo: ledger {path} is a folder"
+        )
+        assert "move it out of the way" in lines[0]
+    doc = json.loads(cli(tmp_path, "audit", "verify", "--json").stdout)
+    assert doc["exit_code"] == 1 and str(path) in doc["error"]
+    if before is not None:  # nothing written into someone else's file
+        assert path.read_bytes() == before
+        assert (
+            not path.with_name("ledger.db-wal").exists()
+            or path.with_name("ledger.db-wal").stat().st_size == 0
+        )
+
+
+@needs_cli
+def test_a_damaged_ledger_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    from gonogo.ledger import Ledger
+    from gonogo.ledger.store import NewEvent
+
+    (tmp_path / "gonogo.toml").write_text(CONFIG)
+    path = tmp_path / ".gonogo" / "ledger.db"
+    led = Ledger.open(None, path)
+    led.record_many(
+        NewEvent("tick", actor="t", payload={"i": i, "pad": "x" * 400}) for i in range(3000)
+    )
+    led.close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    with path.open("r+b") as handle:
+        handle.seek(path.stat().st_size // 2)
+        handle.write(bytes(range(256)) * 64)
+    proc = cli(tmp_path, "audit", "verify")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"gonogo: {line}"
+        for line in proc.stderr.removeprefix("gonogo: ").splitlines()
+        if line.startswith(f"ledger {path} is damaged (")
+    ]
+    assert proc.stderr.rstrip().endswith("restore it from a backup")
+
+
+@needs_cli
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://team:hunter2@127.0.0.1:{port}/ledger",
+        "postgres://team@127.0.0.1:{port}/ledger?password=hunter2&sslmode=disable",
+    ],
+    ids=["password-in-userinfo", "password-in-query"],
+)
+def test_a_postgres_ledger_that_cannot_be_reached_is_one_line_without_its_password(
+    tmp_path: Path, url: str
+) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there once closed
+    (tmp_path / "gonogo.toml").write_text(CONFIG)
+    for args in (("audit", "verify"), ("status", "staging")):
+        proc = cli(tmp_path, *args, env={"GONOGO_LEDGER_URL": url.format(port=port)})
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert proc.stdout == ""
+        (line,) = proc.stderr.splitlines()
+        assert line.startswith("gonogo: cannot open ledger postgres")
+        assert f"127.0.0.1:{port}/ledger" in line and "<redacted>" in line
+        assert "hunter2" not in proc.stderr
+        assert "GONOGO_LEDGER_URL" in line
+    assert not (tmp_path / ".gonogo" / "ledger.db").exists()

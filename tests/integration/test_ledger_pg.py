@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from gonogo.ledger import Ledger, ReleaseRow, chain
+from gonogo.ledger.audit import AuditReport
 from gonogo.ledger.lock import Heartbeat
 from gonogo.ledger.store import LockRow, now_iso
 from gonogo.migrations.alembic import normalise_url
@@ -110,6 +111,59 @@ def a_deploy(led: Ledger, run_id: str = "r1", host: str = "runner-a") -> None:
     led.finish_run(run_id, status="succeeded", exit_code=0, summary="done", actor=ACTOR)
 
 
+def audited(led: Ledger) -> AuditReport:
+    """The audit in one process and split across two (the second reading the same
+    snapshot): the very same report."""
+    alone = led.audit(parallel=False)
+    split = led.audit(parallel=True)
+    assert split.to_dict() == alone.to_dict()
+    assert [m.line() for m in split.mismatches] == [m.line() for m in alone.mismatches]
+    return alone
+
+
+def test_the_second_process_reads_the_snapshot_of_the_first(backend: Backend) -> None:
+    """Events appended while an audit runs are in neither process's view of the ledger."""
+    from gonogo.ledger.audit import _OtherProcess
+
+    led = backend.open()
+    a_deploy(led)
+    head = led.events()[-1]["hash"]
+    with led.snapshot() as snap:
+        last = snap.last_seq()
+        helper = _OtherProcess.start(led, snap, last, frozenset({"runs"}))
+        assert helper is not None
+        a_deploy(backend.open(), "r2")  # commits while the audit's snapshot is open
+        answer = helper.result()
+    assert answer is not None, "the second process failed"
+    (count, seen_head, broken, part), saw = answer
+    assert (count, seen_head, broken) == (9, head, None)
+    if backend.postgres:  # the very same snapshot
+        assert saw == last and part == {"extra": [], "runs": []}
+    else:  # the events up to the same seq; the tables as they are now, so not used
+        assert saw == last + 9
+
+
+def test_an_audit_while_a_deploy_writes_reports_one_consistent_view(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gonogo.ledger import audit as audit_module
+
+    led = backend.open()
+    a_deploy(led)
+    start = audit_module._OtherProcess.start.__func__  # type: ignore[attr-defined]
+
+    def start_then_write(cls: type, *args: object) -> object:
+        a_deploy(backend.open(), "r2")  # between this process's snapshot and the other's
+        return start(cls, *args)
+
+    monkeypatch.setattr(audit_module._OtherProcess, "start", classmethod(start_then_write))
+    report = led.audit(parallel=True)
+    assert report.intact, report.message()
+    assert report.events == 9  # as of the audit's snapshot: r2 came after it
+    monkeypatch.undo()
+    assert audited(led).events == 18
+
+
 # -- tampering -----------------------------------------------------------------------------------
 
 
@@ -117,7 +171,7 @@ def test_intact_ledger_audits_clean(backend: Backend) -> None:
     led = backend.open()
     a_deploy(led)
     a_deploy(led, "r2", host="runner-b")
-    report = led.audit()
+    report = audited(led)
     assert report.intact, report.message()
     assert report.events == 18
     assert led.verify_chain() == (True, None, "intact")
@@ -130,7 +184,7 @@ def test_edited_payload_is_named_as_altered(backend: Backend) -> None:
     backend.sql(
         "UPDATE events SET payload = :p WHERE seq = :s", p='{"version":99}', s=victim["seq"]
     )
-    report = led.audit()
+    report = audited(led)
     assert report.chain is not None
     assert (report.chain.problem, report.chain.seq) == ("altered", victim["seq"])
     assert report.chain.kind == "release.created"
@@ -144,7 +198,7 @@ def test_deleted_event_is_named_as_removed_with_its_gap(backend: Backend) -> Non
     a_deploy(led)
     seqs = [e["seq"] for e in led.events()]
     backend.sql("DELETE FROM events WHERE seq = :s", s=seqs[5])
-    report = led.audit()
+    report = audited(led)
     assert report.chain is not None
     assert (report.chain.problem, report.chain.seq) == ("removed", seqs[5])
     assert (report.chain.after, report.chain.before) == (seqs[4], seqs[6])
@@ -175,7 +229,7 @@ def test_forged_event_with_a_valid_hash_is_named_as_inserted(backend: Backend) -
         prev=before["hash"],
         h=digest,
     )
-    report = led.audit()
+    report = audited(led)
     assert report.chain is not None
     assert (report.chain.problem, report.chain.seq) == ("inserted", before["seq"] + 1)
     assert report.chain.actor == "mallory"
@@ -193,7 +247,7 @@ def test_swapped_events_are_named_as_reordered(backend: Backend) -> None:
         a=a,
         b=b,
     )
-    report = led.audit()
+    report = audited(led)
     assert report.chain is not None
     assert (report.chain.problem, report.chain.seq) == ("reordered", a)
     assert report.chain.kind == events[7]["kind"]
@@ -203,7 +257,7 @@ def test_edited_release_row_is_named_though_the_chain_holds(backend: Backend) ->
     led = backend.open()
     a_deploy(led)
     backend.sql("UPDATE releases SET artifact = 'sha256:evil' WHERE env = 'staging'")
-    report = led.audit()
+    report = audited(led)
     assert report.chain is None
     assert not report.intact
     assert "releases staging v1: artifact is 'sha256:evil' but event seq" in report.message()
@@ -214,7 +268,7 @@ def test_cut_off_tail_is_named_through_the_rows_it_left(backend: Backend) -> Non
     a_deploy(led)
     last = led.events()[-1]
     backend.sql("DELETE FROM events WHERE seq = :s", s=last["seq"])
-    report = led.audit()
+    report = audited(led)
     assert report.chain is None
     assert "runs run r1: status is 'succeeded'" in report.message()
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
+import random
 import socket
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from gonogo.errors import GonogoError
 from gonogo.ledger import Ledger, ReleaseRow, chain
-from gonogo.ledger.store import ApprovalRow, LockRow, MigrationRow, now_iso
+from gonogo.ledger.audit import AuditReport
+from gonogo.ledger.store import ApprovalRow, LockRow, MigrationRow, NewEvent, now_iso
 
 ACTOR = "tester"
 
@@ -1001,3 +1006,205 @@ def test_keep_alive_beats_at_a_quarter_of_the_stale_threshold(db_path: Path) -> 
         assert memory.keep_alive("staging", "r1") is None
     finally:
         memory.close()
+
+
+# -- the fast paths of appends and `audit verify` ------------------------------------------------
+
+TRICKY = [
+    "",
+    "plain",
+    'quote " and backslash \\ and both \\"',
+    "\\u0000 written out, and a real \x00 nul",
+    "controls \x01\x07\x08\t\n\x0b\x0c\r\x1b\x1f and DEL \x7f",
+    "ünïcödé, 日本語, עברית, emoji 🚀👩‍👩‍👧, combining é",
+    "line separators \u2028 \u2029 and BOM \ufeff",
+    "/slashes/ <html> & 'single' `back`",
+    '{"already":"json","n":[1,2.5,null,true],"s":"\\"esc\\""}',
+    '{ "not" : "canonical" }',
+    "x" * 1_000_000,
+    json.dumps({"big": ['ünï "q" \\ \n'] * 20_000}, ensure_ascii=False),
+]
+
+
+@pytest.mark.parametrize("text", TRICKY, ids=lambda t: repr(t[:24]))
+def test_fast_hash_is_byte_for_byte_the_reference(text: str) -> None:
+    prev = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    for env, run_id in [(None, None), (text, None), (None, text), ("staging", "r1")]:
+        args = ("2024-01-01T00:00:00.000000Z", f"k{text[:10]}", env, run_id, text, text)
+        reference = chain.event_hash(prev, chain.hashed_fields(*args))
+        assert chain.fields_hash(prev, *args) == reference
+        # and what `audit verify` does to every event of an intact ledger
+        seq = 7
+        row = (seq, args[1], env, run_id, text, text, args[0], prev, reference)
+        walker = chain.ChainWalker(lambda _h: None, lambda _s: None)
+        walker._prev = (6, "", None, None, "", "", "", "", prev)  # the event before it
+        walker.feed_many([row])
+        assert walker.finish() is None and walker.count == 1 and walker.head == reference
+
+
+def test_fast_hash_agrees_with_the_reference_on_random_text() -> None:
+    rng = random.Random(8)
+    alphabet = ['"', "\\", "\x00", "\x1f", "\x7f", "é", "日", "🚀", "\u2028", "a", " ", "{", ":"]
+    prev = chain.GENESIS
+    for _ in range(3000):
+        fields = ["".join(rng.choices(alphabet, k=rng.randrange(0, 40))) for _ in range(6)]
+        ts, kind, env, run_id, actor, payload = fields
+        env_or_none = None if rng.random() < 0.3 else env
+        reference = chain.event_hash(
+            prev, chain.hashed_fields(ts, kind, env_or_none, run_id, actor, payload)
+        )
+        assert chain.fields_hash(prev, ts, kind, env_or_none, run_id, actor, payload) == reference
+        prev = reference
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ("2024", "k", 5, None, "a", "{}"),  # an integer where text belongs (a hand edit)
+        ("2024", "k", None, None, "a", b"{}"),  # bytes (a BLOB in SQLite)
+        (1.5, "k", None, True, "a", "{}"),
+        ("2024", "k", None, None, None, "{}"),
+    ],
+    ids=["int-env", "bytes-payload", "float-ts", "null-actor"],
+)
+def test_values_that_are_not_text_hash_as_the_reference_says(values: tuple[object, ...]) -> None:
+    reference = chain.event_hash(chain.GENESIS, chain.hashed_fields(*values))  # type: ignore[arg-type]
+    assert chain.fields_hash(chain.GENESIS, *values) == reference
+    row = (1, values[1], values[2], values[3], values[4], values[5], values[0])
+    assert chain.holds((*row, chain.GENESIS, reference))
+    assert not chain.holds((*row, chain.GENESIS, "0" * 64))
+
+
+def test_text_no_json_can_hold_fails_as_the_reference_does() -> None:
+    lone = "\ud800"  # a lone surrogate: not encodable, whichever way it is hashed
+    with pytest.raises(UnicodeEncodeError):
+        chain.event_hash(chain.GENESIS, chain.hashed_fields("t", "k", None, None, lone, "{}"))
+    with pytest.raises(UnicodeEncodeError):
+        chain.fields_hash(chain.GENESIS, "t", "k", None, None, lone, "{}")
+    # verify names such an event instead of crashing on it
+    assert not chain.holds((1, "k", None, None, lone, "{}", "t", chain.GENESIS, "0" * 64))
+    assert not chain.holds((1, "k", None, None, "a", "{}", "t", "ünïcode prev", "0" * 64))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"b": 1, "a": [1, 1.0, True, None, -0.0, 1e300, 2**70, 'é"\\\n']},
+        "top-level text \u2028",
+        1.0,
+        float("nan"),
+        float("-inf"),
+        [],
+        {"nested": {"z": {}, "a": [{"y": 1, "x": 2}]}},
+    ],
+)
+def test_canonical_json_of_data_is_canonical_json(value: object) -> None:
+    assert chain.canonical_json_of_data(value) == chain.canonical_json(value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"a":1}', " {}", "{} ", "[1, 2]", '"s"', "1.5", "NaN", "{}x", "", "{", '{"a":"\x01"}'],
+)
+def test_fast_loads_is_json_loads(text: str) -> None:
+    try:
+        expected: object = json.loads(text)
+    except ValueError as exc:
+        with pytest.raises(type(exc)):
+            chain.loads(text)
+        return
+    got = chain.loads(text)
+    assert got == expected or (got != got and expected != expected)  # NaN
+    assert type(got) is type(expected)
+
+
+def test_record_many_appends_in_order_in_one_transaction(ledger: Ledger) -> None:
+    first = ledger.record("x", actor=ACTOR)
+    hashes = ledger.record_many(
+        NewEvent("tick", actor=ACTOR, env="staging", run_id=f"r{i}", payload={"i": i, "é": "ü"})
+        for i in range(250)
+    )
+    assert ledger.record_many([]) == []
+    events = ledger.events()
+    assert [e["hash"] for e in events] == [first, *hashes]
+    assert [json.loads(e["payload"])["i"] for e in events[1:]] == list(range(250))
+    for before, after in itertools.pairwise(events):
+        assert after["prev_hash"] == before["hash"]
+    assert ledger.audit().intact
+
+
+def audited(led: Ledger) -> AuditReport:
+    """The audit done in one process and split across two: the same report, exactly."""
+    alone = led.audit(parallel=False)
+    split = led.audit(parallel=True)
+    assert split.to_dict() == alone.to_dict()
+    assert [m.line() for m in split.mismatches] == [m.line() for m in alone.mismatches]
+    return alone
+
+
+def test_the_two_process_audit_says_exactly_what_one_process_says(
+    ledger: Ledger, db_path: Path
+) -> None:
+    several_operations(ledger)
+    assert audited(ledger).intact
+    events = ledger.events()
+    tamper(
+        db_path,
+        "UPDATE runs SET actor = 'mallory'",
+        'UPDATE steps SET detail = \'{"digest": "sha256:other"}\'',
+        "UPDATE releases SET state = 'pending'",
+        f"UPDATE events SET payload = '{{}}' WHERE seq = {events[6]['seq']}",
+    )
+    report = audited(ledger)
+    assert report.chain is not None and report.chain.seq == events[6]["seq"]
+    assert len(report.mismatches) >= 3
+
+
+def test_the_other_process_failing_changes_nothing(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    several_operations(ledger)
+    alone = ledger.audit(parallel=False)
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    assert ledger.audit(parallel=True).to_dict() == alone.to_dict()
+
+
+def test_a_step_detail_edited_to_an_equal_but_different_json_value_is_named(
+    ledger: Ledger, db_path: Path
+) -> None:
+    start(ledger, "r1")
+    step = ledger.step_started("r1", 1, "build", "build", actor=ACTOR)
+    ledger.step_finished(step, status="ok", detail={"ok": True, "n": 1}, actor=ACTOR)
+    assert audited(ledger).intact
+    # 1 == True and 1 == 1.0 in Python, but not in the events' canonical JSON
+    tamper(db_path, """UPDATE steps SET detail = '{"n": 1, "ok": 1}'""")
+    assert "detail differs from event seq" in audited(ledger).message()
+    tamper(db_path, """UPDATE steps SET detail = '{"n": 1.0, "ok": true}'""")
+    assert "detail differs from event seq" in audited(ledger).message()
+    tamper(db_path, """UPDATE steps SET detail = '{"ok": true, "n": 1}'""")  # key order
+    assert audited(ledger).intact
+
+
+def test_a_damaged_ledger_file_is_one_line_not_a_short_audit(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    led = Ledger.open(None, path)
+    led.record_many(
+        NewEvent("tick", actor=ACTOR, payload={"i": i, "pad": "x" * 400}) for i in range(3000)
+    )
+    led.close()
+    conn = raw(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    with path.open("r+b") as handle:  # garbage over pages in the middle of the events
+        handle.seek(path.stat().st_size // 2)
+        handle.write(bytes(range(256)) * 64)
+    led = Ledger.open(None, path)
+    try:
+        for check in (led.audit, led.verify_chain, lambda: list(led.iter_events())):
+            with pytest.raises(GonogoError) as err:
+                check()
+            message = err.value.message
+            assert message.startswith(f"ledger {path} is damaged (") and "\n" not in message
+            assert message.endswith("restore it from a backup")
+    finally:
+        led.close()

@@ -286,6 +286,34 @@ def test_a_table_of_another_application_is_refused(backend: Backend) -> None:
     assert set(inspect(raw_engine(backend)).get_table_names()) == {"runs"}
 
 
+def test_an_sqlite_database_of_another_application_is_refused_and_left_as_it_was(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(GonogoError) as err:
+        Ledger.open(None, path)
+    assert err.value.message == (
+        f"{path} is not a gonogo ledger: it is another application's SQLite database "
+        "(tables users); move it out of the way, or point GONOGO_LEDGER_URL at a ledger of "
+        "its own"
+    )
+    assert path.read_bytes() == before  # not even switched to WAL
+
+
+def test_a_file_that_is_not_a_database_is_named_with_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    path.write_bytes(b"PK\x03\x04 a zip, say" * 100)
+    with pytest.raises(GonogoError) as err:
+        Ledger.open(None, path)
+    assert err.value.message.startswith(f"{path} is not a gonogo ledger (it is not an SQLite")
+    assert "move it out of the way" in err.value.message
+
+
 # -- newer and older revisions -------------------------------------------------------------------
 
 

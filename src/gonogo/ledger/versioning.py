@@ -98,6 +98,15 @@ def _ensure_locked(conn: Connection, location: str, schema: Schema) -> str | Non
 
     baseline = baseline_metadata()
     if not names & set(baseline.tables):
+        if names and conn.dialect.name == "sqlite":
+            # A ledger file holds a ledger and nothing else: this one is another
+            # application's database. (A PostgreSQL ledger may share a team's database.)
+            shown = ", ".join(sorted(names)[:5]) + (", ..." if len(names) > 5 else "")
+            raise GonogoError(
+                f"{location.removeprefix('sqlite:///')} is not a gonogo ledger: it is another "
+                f"application's SQLite database (tables {shown}); move it out of the way, or "
+                "point GONOGO_LEDGER_URL at a ledger of its own"
+            )
         if schema.head_metadata is not None:
             schema.head_metadata.create_all(conn)
             _stamp(conn, schema.head)
