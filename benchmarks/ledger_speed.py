@@ -510,6 +510,7 @@ def time_verify(root: Path, env: dict[str, str], n: int, head: str, runs: int) -
         "median_s": round(median, 2),
         "min_s": round(min(walls), 2),
         "max_s": round(max(walls), 2),
+        "each_s": [round(w, 2) for w in walls],
         "events_per_s": round(n / median),
         "met_target": median < TARGET_S,
     }
