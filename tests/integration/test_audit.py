@@ -277,21 +277,9 @@ def test_a_team_ledger_on_postgres_records_real_runs_and_verifies(
         ctx.close()
 
 
-# -- the CLI (needs `gonogo audit` wired into gonogo/cli.py) -------------------------------------
+# -- the CLI ------------------------------------------------------------------------------------
 
 
-def _cli_has_audit() -> bool:
-    from gonogo import cli
-
-    return "audit" in cli.build_parser().format_help()
-
-
-needs_cli = pytest.mark.skipif(
-    not _cli_has_audit(), reason="needs `gonogo audit verify|export` wired into gonogo/cli.py"
-)
-
-
-@needs_cli
 def test_cli_audit_verify_exit_codes_and_json(project: Any) -> None:
     project.gonogo("deploy", "staging", check=0)
     ok = project.gonogo("audit", "verify", check=0)
@@ -312,7 +300,6 @@ def test_cli_audit_verify_exit_codes_and_json(project: Any) -> None:
     assert doc["chain"]["seq"] == seq and doc["exit_code"] == 2
 
 
-@needs_cli
 def test_cli_audit_export_to_stdout_and_to_a_file(project: Any) -> None:
     project.gonogo("deploy", "staging", check=0)
     out = project.gonogo("audit", "export", "--format", "jsonl", check=0)
@@ -361,7 +348,6 @@ NOT_LEDGERS = {
 }
 
 
-@needs_cli
 @pytest.mark.parametrize("make", NOT_LEDGERS.values(), ids=NOT_LEDGERS.keys())
 def test_a_ledger_file_that_is_not_a_gonogo_ledger_is_one_line_and_exit_1(
     tmp_path: Path, make: Any
@@ -395,7 +381,6 @@ def test_a_ledger_file_that_is_not_a_gonogo_ledger_is_one_line_and_exit_1(
         )
 
 
-@needs_cli
 def test_a_damaged_ledger_is_one_line_and_exit_1(tmp_path: Path) -> None:
     from gonogo.ledger import Ledger
     from gonogo.ledger.store import NewEvent
@@ -423,7 +408,6 @@ def test_a_damaged_ledger_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert proc.stderr.rstrip().endswith("restore it from a backup")
 
 
-@needs_cli
 @pytest.mark.parametrize(
     "url",
     [
