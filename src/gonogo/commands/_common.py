@@ -92,7 +92,10 @@ def evaluate_gates(
     overrides: Mapping[str, Override] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> GateReport:
-    extra = {**platform_state(ctx, env), **(extra or {})}
+    # Only migrations-explicit reads the platform's release phase: ask the platform (an
+    # API call on Heroku) only for commands that gate.
+    if "migrations-explicit" in engine.COMMAND_GATES.get(command, ()):
+        extra = {**platform_state(ctx, env), **(extra or {})}
     inp = gate_input(ctx, env, command, sha=sha, confirm=confirm, extra=extra)
     report = engine.for_command(command, inp, overrides)
     print_gates(ctx.out, report)
