@@ -29,6 +29,19 @@ GIT_ENV = {
 }
 
 
+# Variables the CLI reads to know where it runs (CI systems) or what it may do; a test's
+# outcome must not depend on whether the suite itself runs under CI or a gonogo user's shell.
+HOST_ONLY_PREFIXES = ("ALLOW_PROD", "GONOGO_", "WEBAPP_", "GITHUB_", "GITLAB_", "CI_")
+HOST_ONLY_NAMES = {"CI", "GITLAB_CI", "BUILD_URL"}
+
+
+def hermetic_environ() -> dict[str, str]:
+    """This process's environment without what would make the CLI think it runs in CI
+    or was given gonogo settings by the person running the tests."""
+    return {k: v for k, v in os.environ.items()
+            if k not in HOST_ONLY_NAMES and not k.startswith(HOST_ONLY_PREFIXES)}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -136,8 +149,7 @@ def project(tmp_path: Path) -> Iterator[Project]:
     staging_port, production_port = free_port(), free_port()
     while production_port == staging_port:
         production_port = free_port()
-    base_env = {k: v for k, v in os.environ.items()
-                if not k.startswith(("ALLOW_PROD", "GONOGO_", "WEBAPP_"))}
+    base_env = hermetic_environ()
     base_env.update(GIT_ENV)
     base_env["GONOGO_ACTOR"] = "tester"
     proj = Project(root, staging_port, production_port, base_env)

@@ -215,6 +215,32 @@ class Run:
             details={"lock": held.__dict__, "stale": False},
         )
 
+    def _still_holding(self, description: str) -> None:
+        """Refresh the lock before a step, and stop the run if it is no longer ours.
+
+        `gonogo unlock --force` may clear a lock whose holder only looked dead; that holder
+        must not go on changing an environment another run may now be deploying to.
+        """
+        if not self.locked or self.env is None:
+            return
+        beating = self._heartbeat is None or not self._heartbeat.lost
+        if beating and self.ctx.ledger.heartbeat(self.env, self.id):
+            return
+        self.locked = False  # whatever the lock row says now is not this run's to release
+        holder = self.ctx.ledger.lock_holder(self.env)
+        now = (
+            f"it is now held by run {holder.run_id} ({holder.command} by {holder.holder})"
+            if holder is not None
+            else "nobody holds it now"
+        )
+        where = f"the lock on {self.env} was cleared while run {self.id} held it; {now}"
+        if self._step_idx == 0:
+            raise NoGo(f"{where}. Stopped before {description}: nothing was changed")
+        raise DeployFailed(
+            f"{where}. Stopped before step {self._step_idx + 1} ({description}) after "
+            f"{self._step_idx} step(s) ran: check `gonogo status {self.env}` before deploying again"
+        )
+
     def finish(
         self, status: str, exit_code: int, summary: str, details: dict[str, Any] | None = None
     ) -> None:
@@ -239,6 +265,7 @@ class Run:
 
     @contextmanager
     def step(self, action: str, description: str) -> Iterator[StepHandle]:
+        self._still_holding(description)
         self._step_idx += 1
         handle = StepHandle()
         entry: dict[str, Any] = {
@@ -252,8 +279,6 @@ class Run:
         step_id = self.ctx.ledger.step_started(
             self.id, self._step_idx, action, description, actor=self.ctx.actor
         )
-        if self.locked and self.env is not None:
-            self.ctx.ledger.heartbeat(self.env, self.id)
         self.log(f"step {self._step_idx}: {description}")
         started = time.perf_counter()
         try:

@@ -316,11 +316,12 @@ def test_cli_audit_export_to_stdout_and_to_a_file(project: Any) -> None:
 
 
 def cli(root: Path, *args: str, env: dict[str, str] | None = None) -> Any:
-    import os
     import subprocess
     import sys
 
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("GONOGO_")}
+    from conftest import hermetic_environ
+
+    environ = hermetic_environ()
     return subprocess.run(
         [sys.executable, "-m", "gonogo", *args],
         cwd=root,

@@ -25,7 +25,9 @@ def locks(project: Any) -> list[sqlite3.Row]:
     return rows(project, "SELECT * FROM env_locks")
 
 
-def wait_for(predicate: Any, what: str, timeout: float = 15.0) -> Any:
+def wait_for(predicate: Any, what: str, timeout: float = 60.0) -> Any:
+    # Generous: on a loaded 2-core CI runner the deploy's gates alone can take many seconds
+    # before the lock is visible; a quick machine returns as soon as the predicate holds.
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         value = predicate()

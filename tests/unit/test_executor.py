@@ -350,3 +350,38 @@ def test_failure_message_with_secret_is_not_stored_in_ledger(secret_ctx: Context
     assert row is not None
     assert SECRET not in (row.summary or "")
     assert SECRET not in json.dumps(ctx.ledger.events(run_id=run.id))
+
+
+# -- a lock cleared under a running run ----------------------------------------------------------
+
+
+def test_run_whose_lock_was_force_cleared_stops_before_its_next_step(ctx: Context) -> None:
+    with pytest.raises(DeployFailed) as info, Run(ctx, "deploy", "staging", lock=True) as run:
+        with run.step("build", "build it"):
+            pass
+        # Someone decides the holder is dead and takes the environment for another deploy.
+        assert ctx.ledger.force_unlock("staging", actor="bob", reason="looked stuck")
+        taken = hold_lock(ctx, os.getpid())
+        with run.step("release", "release v2"):
+            pytest.fail("a run that lost its lock must not start another step")
+    err = info.value
+    assert err.exit_code == 3
+    assert "lock on staging" in err.message and "release v2" in err.message
+    assert "other-run" in err.message  # who holds it now
+    row = ctx.ledger.run(run.id)
+    assert row is not None and (row.status, row.exit_code) == ("failed", 3)
+    assert [s["name"] for s in ctx.ledger.steps(run.id)] == ["build"]
+    # The new holder keeps its lock: the stopped run must not release what is not its own.
+    assert ctx.ledger.lock_holder("staging") == taken
+
+
+def test_run_whose_lock_was_cleared_before_any_step_changed_nothing(ctx: Context) -> None:
+    with pytest.raises(NoGo) as info, Run(ctx, "deploy", "staging", lock=True) as run:
+        ctx.ledger.force_unlock("staging", actor="bob", reason="cleanup")
+        with run.step("release", "release v1"):
+            pytest.fail("a run that lost its lock must not start a step")
+    assert "nothing was changed" in info.value.message
+    row = ctx.ledger.run(run.id)
+    assert row is not None and (row.status, row.exit_code) == ("refused", 2)
+    assert ctx.ledger.steps(run.id) == []
+    assert ctx.ledger.lock_holder("staging") is None

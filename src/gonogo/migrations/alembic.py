@@ -18,11 +18,17 @@ def normalise_url(url: str) -> str:
 
 
 def display_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    return _PASSWORD.sub(r"\g<1><redacted>@", url)
+    """The URL without its password, for messages: the one in the user-info part and any
+    query parameter that carries a credential (libpq accepts `?password=` and
+    `?sslpassword=` as well)."""
+    shown = _PASSWORD.sub(r"\g<1><redacted>@", url)
+    return _SECRET_PARAM.sub(r"\g<1><redacted>", shown)
 
 
 _PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/@]*:)[^@]*@", re.IGNORECASE)
+_SECRET_PARAM = re.compile(
+    r"([?&][^=&#]*(?:password|passwd|secret|token|key)[^=&#]*=)[^&#]*", re.IGNORECASE
+)
 
 
 def current_revisions(url: str, *, connect_timeout: int = 10) -> list[str]:
