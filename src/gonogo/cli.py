@@ -69,172 +69,52 @@ def _mutating() -> _Parser:
     return parent
 
 
-def _h_deploy(ctx: Context, a: argparse.Namespace) -> Result:
-    from gonogo.commands.deploy import deploy
+class _Api:
+    """The handler for `gonogo.commands.<module>.<function>`: the command's plain Python
+    function is the API, and the parsed options go to the parameters of the same name
+    (`renamed` maps a parameter to another option: ref="sha" feeds `--sha` to `ref`).
 
-    return deploy(
-        ctx,
-        a.env,
-        ref=a.sha,
-        dry_run=a.dry_run,
-        confirm=a.confirm,
-        override=a.override,
-        reason=a.reason,
-    )
+    The module is imported when the command runs, so `--help` stays fast.
+    """
 
+    def __init__(self, target: str, **renamed: str) -> None:
+        self.target = target
+        self.renamed = renamed
 
-def _h_ship(ctx: Context, a: argparse.Namespace) -> Result:
-    from gonogo.commands.ship import ship
+    def bind(self, a: argparse.Namespace) -> tuple[Callable[..., Result], dict[str, Any]]:
+        import importlib
+        import inspect
 
-    return ship(
-        ctx,
-        a.env,
-        dry_run=a.dry_run,
-        confirm=a.confirm,
-        override=a.override,
-        reason=a.reason,
-    )
+        module, _, name = self.target.partition(":")
+        func: Callable[..., Result] = getattr(
+            importlib.import_module(f"gonogo.commands.{module}"), name
+        )
+        kwargs: dict[str, Any] = {}
+        for param in list(inspect.signature(func).parameters.values())[1:]:
+            option = self.renamed.get(param.name, param.name)
+            if hasattr(a, option):
+                kwargs[param.name] = getattr(a, option)
+            elif param.default is inspect.Parameter.empty:
+                raise TypeError(f"{self.target}: no command-line option feeds {param.name!r}")
+        return func, kwargs
 
-
-def _h_verify(ctx: Context, a: argparse.Namespace) -> Result:
-    from gonogo.commands.verify import verify
-
-    return verify(ctx, a.env)
-
-
-def _h_rollback(ctx: Context, a: argparse.Namespace) -> Result:
-    from gonogo.commands.rollback import rollback
-
-    return rollback(
-        ctx,
-        a.env,
-        to=a.to,
-        db=a.db,
-        accept_data_loss=a.accept_data_loss,
-        dry_run=a.dry_run,
-        confirm=a.confirm,
-        override=a.override,
-        reason=a.reason,
-    )
+    def __call__(self, ctx: Context, a: argparse.Namespace) -> Result:
+        func, kwargs = self.bind(a)
+        return func(ctx, **kwargs)
 
 
-def _h_migrate(ctx: Context, a: argparse.Namespace) -> Result:
-    from gonogo.commands.migrate import apply
+class _CertifyApi(_Api):
+    """`certify ENV` and `certify --verify FILE` share a parser; these options belong to
+    only one of them."""
 
-    return apply(
-        ctx, a.env, dry_run=a.dry_run, confirm=a.confirm, override=a.override, reason=a.reason
-    )
+    def __call__(self, ctx: Context, a: argparse.Namespace) -> Result:
+        from gonogo.errors import GonogoError
 
-
-def _h_migrate_status(ctx: Context, a: argparse.Namespace) -> Result:
-    from gonogo.commands.migrate import status
-
-    return status(ctx, a.env)
-
-
-def _h_migrate_plan(ctx: Context, a: argparse.Namespace) -> Result:
-    from gonogo.commands.migrate import plan
-
-    return plan(ctx, a.env)
-
-
-def _h_migrate_rehearse(ctx: Context, a: argparse.Namespace) -> Result:
-    from gonogo.commands.migrate import rehearse
-
-    return rehearse(ctx, a.env)
-
-
-def _h_migrate_lint(ctx: Context, a: argparse.Namespace) -> Result:
-    from gonogo.commands.migrate import lint
-
-    return lint(ctx, a.env, pg_version=a.pg_version)
-
-
-def _h_approve(ctx: Context, a: argparse.Namespace) -> Result:
-    from gonogo.commands.migrate import approve
-
-    return approve(ctx, a.env, by=a.by, note=a.note)
-
-
-def _h_check(ctx: Context, a: argparse.Namespace) -> Result:
-    from gonogo.commands.check import check
-
-    return check(ctx, a.env, ref=a.sha, gates=a.gate)
-
-
-def _h_status(ctx: Context, a: argparse.Namespace) -> Result:
-    from gonogo.commands.status import status
-
-    return status(ctx, a.env)
-
-
-def _h_down(ctx: Context, a: argparse.Namespace) -> Result:
-    from gonogo.commands.down import down
-
-    return down(ctx, a.env)
-
-
-def _h_unlock(ctx: Context, a: argparse.Namespace) -> Result:
-    from gonogo.commands.unlock import unlock
-
-    return unlock(ctx, a.env, reason=a.reason, force=a.force)
-
-
-def _h_history(ctx: Context, a: argparse.Namespace) -> Result:
-    from gonogo.commands.history import history
-
-    return history(ctx, a.env, limit=a.limit, since=a.since, sha=a.sha, work_order=a.work_order)
-
-
-def _h_build(ctx: Context, a: argparse.Namespace) -> Result:
-    from gonogo.commands.build import build
-
-    return build(ctx, a.env, ref=a.sha, builder=a.builder, platforms=a.platform, dry_run=a.dry_run)
-
-
-def _h_publish(ctx: Context, a: argparse.Namespace) -> Result:
-    from gonogo.commands.publish import publish
-
-    return publish(
-        ctx,
-        a.env,
-        ref=a.sha,
-        tags=a.tag,
-        builder=a.builder,
-        dry_run=a.dry_run,
-        confirm=a.confirm,
-        override=a.override,
-        reason=a.reason,
-    )
-
-
-def _h_certify(ctx: Context, a: argparse.Namespace) -> Result:
-    from gonogo.commands.certify import certify
-    from gonogo.errors import GonogoError
-
-    if a.env is None:
-        raise GonogoError("certify needs ENV (or --verify FILE)")
-    if a.public_key is not None:
-        raise GonogoError("--public-key goes with --verify FILE")
-    return certify(ctx, a.env, output=a.output)
-
-
-def _h_audit_verify(ctx: Context, a: argparse.Namespace) -> Result:
-    from gonogo.commands.audit import verify
-
-    return verify(ctx)
-
-
-def _h_audit_export(ctx: Context, a: argparse.Namespace) -> Result:
-    from gonogo.commands.audit import export
-
-    return export(ctx, a.format, a.output)
-
-
-def _h_config_validate(ctx: Context, a: argparse.Namespace) -> Result:
-    from gonogo.commands.config_cmd import validate
-
-    return validate(ctx)
+        if a.env is None:
+            raise GonogoError("certify needs ENV (or --verify FILE)")
+        if a.public_key is not None:
+            raise GonogoError("--public-key goes with --verify FILE")
+        return super().__call__(ctx, a)
 
 
 def build_parser() -> _Parser:
@@ -255,7 +135,7 @@ def build_parser() -> _Parser:
     )
     p.add_argument("env")
     p.add_argument("--sha", help="commit to release (default: HEAD)")
-    p.set_defaults(handler=_h_deploy)
+    p.set_defaults(handler=_Api("deploy:deploy", ref="sha"))
 
     p = sub.add_parser(
         "ship",
@@ -263,7 +143,7 @@ def build_parser() -> _Parser:
         help="test → build → deploy → verify HEAD as one run with one evidence folder",
     )
     p.add_argument("env")
-    p.set_defaults(handler=_h_ship)
+    p.set_defaults(handler=_Api("ship:ship"))
 
     p = sub.add_parser(
         "check",
@@ -282,11 +162,11 @@ def build_parser() -> _Parser:
     p.add_argument(
         "--gate", metavar="ID", action="append", default=[], help="run only this gate (repeatable)"
     )
-    p.set_defaults(handler=_h_check)
+    p.set_defaults(handler=_Api("check:check", ref="sha", gates="gate"))
 
     p = sub.add_parser("verify", parents=[common], help="run the post-deploy probes")
     p.add_argument("env")
-    p.set_defaults(handler=_h_verify)
+    p.set_defaults(handler=_Api("verify:verify"))
 
     p = sub.add_parser(
         "rollback",
@@ -307,7 +187,7 @@ def build_parser() -> _Parser:
         action="store_true",
         help="allow undoing lossy or irreversible revisions (needs --reason; recorded)",
     )
-    p.set_defaults(handler=_h_rollback)
+    p.set_defaults(handler=_Api("rollback:rollback"))
 
     p = sub.add_parser("migrate", parents=[common], help="explicit database migrations")
     msub = p.add_subparsers(dest="migrate_command", metavar="ACTION", required=True)
@@ -317,31 +197,31 @@ def build_parser() -> _Parser:
         "apply", parents=[common, mutating], help="alembic upgrade head against ENV's database"
     )
     pa.add_argument("env")
-    pa.set_defaults(handler=_h_migrate)
+    pa.set_defaults(handler=_Api("migrate:apply"))
     pp = msub.add_parser(
         "approve", parents=[common], help="approve exactly the SQL `apply` would run now"
     )
     pp.add_argument("env")
     pp.add_argument("--by", help="who approves (default: git user / GONOGO_ACTOR)")
     pp.add_argument("--note", default="", help="why, ticket, reviewer notes")
-    pp.set_defaults(handler=_h_approve)
+    pp.set_defaults(handler=_Api("migrate:approve"))
     ps = msub.add_parser(
         "status", parents=[common], help="database revision, heads, pending revisions"
     )
     ps.add_argument("env")
-    ps.set_defaults(handler=_h_migrate_status)
+    ps.set_defaults(handler=_Api("migrate:status"))
     pl = msub.add_parser(
         "plan", parents=[common], help="pending revisions: SQL, operations, rollback class"
     )
     pl.add_argument("env")
-    pl.set_defaults(handler=_h_migrate_plan)
+    pl.set_defaults(handler=_Api("migrate:plan"))
     pr = msub.add_parser(
         "rehearse",
         parents=[common],
         help="apply, undo, re-apply each pending revision on a throwaway copy",
     )
     pr.add_argument("env")
-    pr.set_defaults(handler=_h_migrate_rehearse)
+    pr.set_defaults(handler=_Api("migrate:rehearse"))
     pc = msub.add_parser(
         "classify",
         parents=[common],
@@ -366,21 +246,21 @@ def build_parser() -> _Parser:
     pn.add_argument("--alembic-ini", type=Path, default=None, help="alembic.ini (without ENV)")
     pn.add_argument("--dialect", default="sqlite", help="SQL dialect without ENV (default sqlite)")
     pn.add_argument("--pg-version", default=None, help="PostgreSQL version squawk assumes")
-    pn.set_defaults(handler=_h_migrate_lint, lint=True)
+    pn.set_defaults(handler=_Api("migrate:lint"), lint=True)
 
     p = sub.add_parser("status", parents=[common], help="live release, process and health")
     p.add_argument("env", nargs="?")
-    p.set_defaults(handler=_h_status)
+    p.set_defaults(handler=_Api("status:status"))
 
     p = sub.add_parser("down", parents=[common], help="stop an environment's running release")
     p.add_argument("env")
-    p.set_defaults(handler=_h_down)
+    p.set_defaults(handler=_Api("down:down"))
 
     p = sub.add_parser("unlock", parents=[common], help="clear an environment lock")
     p.add_argument("env")
     p.add_argument("--reason", required=True, help="why (recorded in the ledger)")
     p.add_argument("--force", action="store_true", help="clear it even if the holder looks alive")
-    p.set_defaults(handler=_h_unlock)
+    p.set_defaults(handler=_Api("unlock:unlock"))
 
     p = sub.add_parser(
         "history",
@@ -392,7 +272,7 @@ def build_parser() -> _Parser:
     p.add_argument("--since", help="a date, a time, or a duration back from now (24h, 7d)")
     p.add_argument("--sha", help="only runs of commits starting with this")
     p.add_argument("--work-order", help="only runs whose commit names this work order")
-    p.set_defaults(handler=_h_history)
+    p.set_defaults(handler=_Api("history:history"))
 
     p = sub.add_parser(
         "build",
@@ -417,7 +297,7 @@ def build_parser() -> _Parser:
     p.add_argument(
         "--dry-run", action="store_true", help="show the builder and plan; build nothing"
     )
-    p.set_defaults(handler=_h_build)
+    p.set_defaults(handler=_Api("build:build", ref="sha", platforms="platform"))
 
     p = sub.add_parser(
         "publish",
@@ -441,7 +321,7 @@ def build_parser() -> _Parser:
         choices=("docker", "buildah"),
         help="builder if the image must be built (default: detect)",
     )
-    p.set_defaults(handler=_h_publish)
+    p.set_defaults(handler=_Api("publish:publish", ref="sha", tags="tag"))
 
     p = sub.add_parser(
         "certify",
@@ -472,7 +352,7 @@ def build_parser() -> _Parser:
         default=None,
         help="with --verify: Ed25519 public key (file or value; default: from GONOGO_SIGNING_KEY)",
     )
-    p.set_defaults(handler=_h_certify)
+    p.set_defaults(handler=_CertifyApi("certify:certify"))
 
     p = sub.add_parser(
         "audit", parents=[common], help="prove the ledger is whole, or export its events"
@@ -485,7 +365,7 @@ def build_parser() -> _Parser:
         description="Exit 0 when the ledger is intact, 2 naming the first event that was "
         "altered, removed, inserted or reordered (or the first row that disagrees).",
     )
-    pa.set_defaults(handler=_h_audit_verify)
+    pa.set_defaults(handler=_Api("audit:verify"))
     pa = asub.add_parser(
         "export",
         parents=[common],
@@ -494,12 +374,12 @@ def build_parser() -> _Parser:
     )
     pa.add_argument("--format", choices=("jsonl", "csv"), required=True)
     pa.add_argument("--output", type=Path, default=None, help="write to this file (atomically)")
-    pa.set_defaults(handler=_h_audit_export)
+    pa.set_defaults(handler=_Api("audit:export", fmt="format"))
 
     p = sub.add_parser("config", parents=[common], help="configuration")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     pv = csub.add_parser("validate", parents=[common], help="check gonogo.toml")
-    pv.set_defaults(handler=_h_config_validate)
+    pv.set_defaults(handler=_Api("config_cmd:validate"))
 
     p = sub.add_parser(
         "demo", parents=[common], help="the playbook end to end on the bundled example app"
