@@ -55,6 +55,20 @@ def test_postgresql_environment_runs_squawk_per_revision(project: Any, pg_url: s
     assert "lock-timeout-not-set" in {f["rule"] for f in body["findings"]}
     sources = {f["source"] for r in doc["revisions"] for f in r["findings"]}
     assert sources == {"squawk", "gonogo"}
+    # squawk judges for the server's own version unless told otherwise
+    from gonogo.migrations.alembic import server_version
+
+    live = server_version(pg_url)
+    assert live is not None and live.split(".")[0].isdigit()
+    assert (doc["squawk"]["pg_version"], doc["pg_version_source"]) == (live, "the server")
+    told = project.json("migrate", "staging", "lint", "--pg-version", "10", env=env, check=0)
+    assert (told["squawk"]["pg_version"], told["pg_version_source"]) == ("10", "--pg-version")
+    # A project's .squawk.toml pg_version is squawk's to apply: gonogo passes none then.
+    (project.root / ".squawk.toml").write_text('pg_version = "11.0"\n')
+    project.commit("WO-5: squawk config")
+    project.gonogo("deploy", "staging", env=env, check=0)
+    own = project.json("migrate", "staging", "lint", env=env, check=0)
+    assert (own["squawk"]["pg_version"], own["pg_version_source"]) == (None, ".squawk.toml")
 
 
 def test_lint_without_gonogo_toml() -> None:

@@ -18,7 +18,7 @@ from gonogo.context import Context
 from gonogo.errors import EXIT_NOGO, DeployFailed, GonogoError, NoGo
 from gonogo.executor import Run
 from gonogo.ledger.store import ApprovalRow, ReleaseRow, now_iso
-from gonogo.migrations.pending import pending_sql
+from gonogo.migrations.pending import MigrationTarget, pending_sql
 from gonogo.output import Output
 from gonogo.providers.base import Provider
 from gonogo.providers.registry import provider_for
@@ -290,6 +290,11 @@ def lint(ctx: Context, env: str, *, pg_version: str | None = None) -> Result:
     dialect = target.database_url.split(":", 1)[0].split("+", 1)[0]
     classes = classify_history(history, dialect=dialect, revisions=todo)
     squawk = find_squawk(ctx.environ) if classes.dialect == "postgresql" else None
+    source = None
+    if squawk is not None and todo:
+        pg_version, source = _pg_version_for_squawk(target, pg_version)
+        if pg_version is not None:
+            ctx.out.line(f"squawk assumes PostgreSQL {pg_version} ({source})")
     report = lint_revisions(
         classes.revisions,
         dialect=classes.dialect,
@@ -304,12 +309,37 @@ def lint(ctx: Context, env: str, *, pg_version: str | None = None) -> Result:
         "release": release.label,
         "pending": todo,
         **report.to_dict(),
+        "pg_version_source": source,
     }
     if not todo:
         return Result(0, f"{env} is at head: nothing pending to lint", data)
     if not report.ok:
         return Result(EXIT_NOGO, f"NO-GO: {report.summary()}", data)
     return Result(0, report.summary(), data)
+
+
+def _pg_version_for_squawk(
+    target: MigrationTarget, given: str | None
+) -> tuple[str | None, str | None]:
+    """The PostgreSQL version squawk should judge for, and where it came from.
+
+    squawk's advice depends on it (a column default stopped rewriting the table in 11), so
+    an explicit --pg-version wins, then the project's own .squawk.toml, then the server.
+    """
+    import tomllib
+
+    from gonogo.migrations.alembic import server_version
+
+    if given is not None:
+        return given, "--pg-version"
+    config = target.cwd / ".squawk.toml"
+    try:
+        if "pg_version" in tomllib.loads(config.read_text(encoding="utf-8")):
+            return None, ".squawk.toml"
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        pass  # no file, or one squawk itself will complain about
+    found = server_version(target.database_url)
+    return (found, "the server") if found is not None else (None, None)
 
 
 def lint_alembic(

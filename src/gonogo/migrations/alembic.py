@@ -62,6 +62,29 @@ def current_revisions(url: str, *, connect_timeout: int = 10) -> list[str]:
         engine.dispose()
 
 
+def server_version(url: str, *, connect_timeout: int = 10) -> str | None:
+    """The PostgreSQL server's version as squawk wants it ("15.5", "9.6"); None for another
+    database or one that does not answer (the caller then lints without it)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import DBAPIError
+
+    normal = normalise_url(url)
+    if not normal.startswith("postgresql"):
+        return None
+    engine = create_engine(normal, connect_args={"connect_timeout": connect_timeout})
+    try:
+        with engine.connect() as conn:
+            number = int(conn.execute(text("SHOW server_version_num")).scalar_one())
+    except (DBAPIError, ValueError):
+        return None
+    finally:
+        engine.dispose()
+    # 150005 is 15.5; before version 10 the scheme was major.minor.patch: 90624 is 9.6(.24).
+    if number >= 100000:
+        return f"{number // 10000}.{number % 10000}"
+    return f"{number // 10000}.{number // 100 % 100}"
+
+
 def upgrade_argv(config: str, target: str = "head") -> list[str]:
     return [sys.executable, "-m", "alembic", "-c", config, "upgrade", target]
 

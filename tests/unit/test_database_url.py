@@ -1,4 +1,4 @@
-"""A database URL shown in a message or evidence never carries its password."""
+"""Database URLs: shown without their password; the server they name, asked for its version."""
 
 from __future__ import annotations
 
@@ -35,3 +35,10 @@ def test_an_unreachable_database_is_named_without_its_query_password() -> None:
     message = str(caught.value)
     assert "hunter2-secret" not in message
     assert "127.0.0.1:1/app?password=<redacted>" in message
+
+
+def test_server_version_is_none_for_other_databases_and_unreachable_servers() -> None:
+    from gonogo.migrations.alembic import server_version
+
+    assert server_version("sqlite:///nowhere.db") is None
+    assert server_version("postgresql://app@127.0.0.1:1/app", connect_timeout=2) is None
