@@ -80,3 +80,32 @@ def test_lint_without_gonogo_toml() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "squawk" in proc.stdout and "0003_create_audit_log" in proc.stdout
     assert proc.stdout.count("revisions linted") + proc.stderr.count("revisions linted") == 1
+
+
+def test_configured_rule_levels_apply(project: Any) -> None:
+    project.gonogo("deploy", "staging", check=0)
+    config = project.root / "gonogo.toml"
+    base = config.read_text()
+    rules = '[migrations]\nlint.{} = ["lossy-operation"]\n'
+    config.write_text(base.replace("[migrations]\n", rules.format("errors")))
+    proc = project.gonogo("migrate", "staging", "lint", check=2)
+    assert "ERROR" in proc.stdout and "lossy-operation" in proc.stdout
+    config.write_text(base.replace("[migrations]\n", rules.format("ignore")))
+    doc = project.json("migrate", "staging", "lint", check=0)
+    assert doc["rules"] == {"errors": [], "ignore": ["lossy-operation"]}
+    assert [f for r in doc["revisions"] for f in r["findings"]] == []
+
+
+def test_timeouts_the_connection_sets_are_not_reported(project: Any, pg_url: str) -> None:
+    section = "[environments.staging]\n"
+    project.write_config(
+        config_text(project.staging_port, project.production_port).replace(
+            section, section + 'database_url_env = "STAGING_DATABASE_URL"\n'
+        )
+    )
+    env = {"STAGING_DATABASE_URL": pg_url + "?options=-c%20lock_timeout%3D5s"}
+    project.gonogo("deploy", "staging", env=env, check=0)
+    doc = project.json("migrate", "staging", "lint", env=env, check=0)
+    assert doc["connection_timeouts"] == ["lock_timeout"]
+    rules = {f["rule"] for r in doc["revisions"] for f in r["findings"]}
+    assert "lock-timeout-not-set" not in rules and "statement-timeout-not-set" in rules

@@ -435,6 +435,19 @@ def _error(directory: Path, text: str) -> ConfigError:
             "gonogo.toml:2: invalid TOML: Unterminated string",
             id="invalid-toml-at-end",
         ),
+        pytest.param(
+            MINIMAL + '\n[migrations.lint]\nignore = ["Lock Timeout"]\n',
+            "gonogo.toml:8 migrations.lint.ignore: 'Lock Timeout' is not a lint rule name "
+            "(lowercase words joined by '-', as `gonogo migrate ENV lint` prints them)",
+            id="lint-rule-name",
+        ),
+        pytest.param(
+            MINIMAL + '\n[migrations.lint]\nerrors = ["lossy-operation"]\n'
+            'ignore = ["lossy-operation"]\n',
+            "gonogo.toml:7 migrations.lint: rule(s) lossy-operation cannot be in both errors "
+            "and ignore",
+            id="lint-rule-both",
+        ),
     ],
 )
 def test_error_message(in_tmp: Path, text: str, expected: str) -> None:

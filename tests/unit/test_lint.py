@@ -21,6 +21,7 @@ from gonogo.migrations.lint import (
     WARNING,
     LintFinding,
     LintReport,
+    connection_timeouts,
     find_squawk,
     lint_project,
     lint_revisions,
@@ -274,6 +275,37 @@ def test_timeout_finding_names_the_first_unprotected_statement() -> None:
     assert f.help and "SET LOCAL lock_timeout" in f.help
     drop = _by_rule(timeout_findings("ALTER TABLE items DROP COLUMN note;"), STMT)
     assert "an ACCESS EXCLUSIVE lock on items (blocks reads and writes)" in drop.message
+
+
+@pytest.mark.parametrize(
+    ("url", "environ", "expected"),
+    [
+        ("postgresql://u@h/db", {}, set()),
+        ("postgresql://u@h/db?options=-c%20lock_timeout%3D5s", {}, {"lock_timeout"}),
+        (
+            "postgresql://u@h/db?sslmode=disable"
+            "&options=-c lock_timeout=5s -c statement_timeout=1min",
+            {},
+            {"lock_timeout", "statement_timeout"},
+        ),
+        ("postgresql://u@h/db", {"PGOPTIONS": "--lock_timeout=3000"}, {"lock_timeout"}),
+        ("postgresql://u@h/db?options=-c%20lock_timeout%3D0", {}, set()),  # 0 turns it off
+        ("postgresql://u@h/db", {"PGOPTIONS": "-c search_path=app"}, set()),
+    ],
+)
+def test_connection_timeouts(url: str, environ: dict[str, str], expected: set[str]) -> None:
+    assert connection_timeouts(url, environ) == expected
+
+
+def test_a_timeout_the_connection_sets_is_not_reported() -> None:
+    sql = "ALTER TABLE items DROP COLUMN note;"
+    assert _rules(timeout_findings(sql)) == [LOCK, STMT]
+    assert _rules(timeout_findings(sql, {"lock_timeout"})) == [STMT]
+    # ...unless the migration itself turns it off again
+    assert _rules(timeout_findings("RESET lock_timeout;\n" + sql, {"lock_timeout"})) == [
+        LOCK,
+        STMT,
+    ]
 
 
 # -- gonogo's checks on fixture projects ---------------------------------------------------

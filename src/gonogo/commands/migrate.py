@@ -279,9 +279,10 @@ def apply(
 
 def lint(ctx: Context, env: str, *, pg_version: str | None = None) -> Result:
     """squawk and gonogo's own checks on each revision pending on env; changes nothing."""
+    from gonogo.config.schema import MigrationsLint
     from gonogo.migrations.classify import classify_history
     from gonogo.migrations.history import load_history, pending
-    from gonogo.migrations.lint import find_squawk, lint_revisions
+    from gonogo.migrations.lint import connection_timeouts, find_squawk, lint_revisions
 
     provider, release = _live(ctx, env)
     target = provider.migration_target(env, release)
@@ -295,12 +296,23 @@ def lint(ctx: Context, env: str, *, pg_version: str | None = None) -> Result:
         pg_version, source = _pg_version_for_squawk(target, pg_version)
         if pg_version is not None:
             ctx.out.line(f"squawk assumes PostgreSQL {pg_version} ({source})")
+    rules = ctx.config.migrations.lint if ctx.config.migrations else MigrationsLint()
+    preset = (
+        sorted(connection_timeouts(target.database_url, target.environ))
+        if classes.dialect == "postgresql"
+        else []
+    )
+    if preset:
+        ctx.out.line(f"the connection sets {' and '.join(preset)} for every statement")
     report = lint_revisions(
         classes.revisions,
         dialect=classes.dialect,
         squawk=squawk,
         pg_version=pg_version,
         cwd=target.cwd,
+        error_rules=rules.errors,
+        ignore_rules=rules.ignore,
+        preset_timeouts=preset,
     )
     _print_lint(ctx.out, report)
     data: dict[str, Any] = {
@@ -310,6 +322,8 @@ def lint(ctx: Context, env: str, *, pg_version: str | None = None) -> Result:
         "pending": todo,
         **report.to_dict(),
         "pg_version_source": source,
+        "connection_timeouts": preset,
+        "rules": {"errors": list(rules.errors), "ignore": list(rules.ignore)},
     }
     if not todo:
         return Result(0, f"{env} is at head: nothing pending to lint", data)

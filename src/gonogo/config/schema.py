@@ -118,9 +118,40 @@ class Test(Strict):
     command: str = Field(min_length=1)
 
 
+_RULE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+def _rule_names(v: list[str]) -> list[str]:
+    for name in v:
+        if not _RULE.match(name):
+            raise ValueError(
+                f"{name!r} is not a lint rule name (lowercase words joined by '-', as "
+                "`gonogo migrate ENV lint` prints them)"
+            )
+    return v
+
+
+RuleNames = Annotated[list[str], AfterValidator(_rule_names)]
+
+
+class MigrationsLint(Strict):
+    # gonogo's rule names or squawk's: findings of `errors` rules make lint NO-GO, those of
+    # `ignore` rules are dropped (for a project whose env.py sets its own lock_timeout).
+    errors: RuleNames = []
+    ignore: RuleNames = []
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> MigrationsLint:
+        both = sorted(set(self.errors) & set(self.ignore))
+        if both:
+            raise ValueError(f"rule(s) {', '.join(both)} cannot be in both errors and ignore")
+        return self
+
+
 class Migrations(Strict):
     tool: Literal["alembic"] = "alembic"
     config: str = "alembic.ini"
+    lint: MigrationsLint = MigrationsLint()
 
 
 class Publish(Strict):

@@ -303,6 +303,7 @@ def lint_revisions(
     timeout: float = DEFAULT_TIMEOUT,
     error_rules: Collection[str] = (),
     ignore_rules: Collection[str] = (),
+    preset_timeouts: Collection[str] = (),
 ) -> LintReport:
     """Lint classified revisions. squawk runs only for PostgreSQL, and only if given."""
     name = DIALECT_ALIASES.get(dialect.lower(), dialect.lower())
@@ -317,7 +318,7 @@ def lint_revisions(
         squawk_ran = False
         if postgres:
             findings += [_incomplete(note) for note in rc.notes if note.startswith("upgrade: ")]
-            findings += timeout_findings(rc.upgrade_sql)
+            findings += timeout_findings(rc.upgrade_sql, preset_timeouts)
             if runner is not None and rc.upgrade_sql.strip():
                 found = run_squawk(
                     rc.upgrade_sql,
@@ -478,8 +479,27 @@ class _Settings:
             self.local.pop(name, None)
 
 
-def timeout_findings(sql: str) -> list[LintFinding]:
-    """lock-timeout-not-set / statement-timeout-not-set for one revision's upgrade SQL."""
+def connection_timeouts(url: str, environ: Mapping[str, str]) -> set[str]:
+    """The timeouts every statement already runs with because the connection sets them:
+    libpq's ``options`` URL parameter or the ``PGOPTIONS`` variable (``-c lock_timeout=5s``)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    sources = parse_qs(urlsplit(url).query).get("options", [])
+    sources.append(environ.get("PGOPTIONS", ""))
+    found: set[str] = set()
+    for text in sources:
+        for name, value in re.findall(r"(?:-c\s*|--)([a-z_]+)\s*=\s*(\S+)", text):
+            number = re.match(r"[0-9.]+", value)
+            if name in _TIMEOUTS and number is not None and float(number.group()) > 0:
+                found.add(name)
+    return found
+
+
+def timeout_findings(sql: str, preset: Collection[str] = ()) -> list[LintFinding]:
+    """lock-timeout-not-set / statement-timeout-not-set for one revision's upgrade SQL.
+
+    ``preset``: timeouts the connection sets before any of it runs (`connection_timeouts`).
+    """
     try:
         statements = _statements(sql)
     except SqlglotError as exc:
@@ -490,7 +510,7 @@ def timeout_findings(sql: str) -> list[LintFinding]:
                 "lock_timeout is set before its locking statements is unknown",
             )
         ]
-    settings = _Settings()
+    settings = _Settings(session={name: True for name in preset})
     created: set[str] = set()
     unprotected: dict[str, list[tuple[_Statement, _Lock]]] = {name: [] for name in _TIMEOUTS}
     for st in statements:
