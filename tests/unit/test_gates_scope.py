@@ -393,7 +393,7 @@ def test_migration_approved_requires_the_upstream_apply_first(tmp_path, ledger) 
         extra={"pending_sql": pending},
     )
     result = MigrationApproved().evaluate(gate_input)
-    assert result.verdict == "NO-GO" and "never applied on staging" in result.reason
+    assert result.verdict == "NO-GO" and "never ran on staging" in result.reason
     ledger.start_run(
         "m-staging", command="migrate apply", env="staging", actor="t", host="h", pid=1
     )

@@ -7,6 +7,8 @@ and what was not.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from gonogo.context import Context
 from gonogo.errors import DeployFailed
 from gonogo.executor import Run
@@ -23,10 +25,15 @@ def run_db_steps(
     env: str,
     *,
     down: bool = False,
-    sql_sha256: str | None = None,
+    revision_hashes: Mapping[str, str] | None = None,
     note: str = "",
 ) -> list[str]:
-    """Perform each step; return the revisions applied (or undone), in order."""
+    """Perform each step; return the revisions applied (or undone), in order.
+
+    `revision_hashes` (upgrades): the sha256 of each revision's own SQL, recorded with its
+    step so that an environment promoted from this one can tell that exactly that SQL ran
+    here, however the revisions were grouped into applies.
+    """
     done: list[str] = []
     verb = "undone" if down else "applied"
     for i, step in enumerate(plan.steps, 1):
@@ -51,8 +58,7 @@ def run_db_steps(
                 if down
                 else ("ok" if ok else "failed"),
                 applied_at=now_iso(),
-                # The approved SQL counts as applied once its last revision is in.
-                sql_sha256=sql_sha256 if ok and i == len(plan.steps) else None,
+                sql_sha256=(revision_hashes or {}).get(revision) if ok and not down else None,
             ),
             actor=ctx.actor,
         )

@@ -257,7 +257,9 @@ def apply(
         record_gates(ctx, run, report)
         run.evidence.write_text("migration.sql", pending.sql)
         start = provider.database_revisions(env)
-        applied = run_db_steps(ctx, run, provider, plan, env, sql_sha256=pending.sha256)
+        applied = run_db_steps(
+            ctx, run, provider, plan, env, revision_hashes=pending.revision_hashes()
+        )
         after = provider.database_revisions(env)
         data.update(before=start, after=after, applied=applied)
         if sorted(after) != sorted(pending.heads):

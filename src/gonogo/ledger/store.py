@@ -938,6 +938,17 @@ class Ledger:
                 return mig
         return None
 
+    def applied_revisions(self, env: str) -> set[tuple[str, str]]:
+        """(revision, sha256 of its SQL) of every revision applied successfully on env."""
+        query = select(migrations.c.to_revision, migrations.c.sql_sha256).where(
+            migrations.c.env == env,
+            migrations.c.status == "ok",
+            migrations.c.to_revision.is_not(None),
+            migrations.c.sql_sha256.is_not(None),
+        )
+        with self.engine.connect() as conn:
+            return {(str(r[0]), str(r[1])) for r in conn.execute(query)}
+
     def migrations_since(self, env: str, since: str | None) -> list[MigrationRow]:
         query = select(migrations).where(migrations.c.env == env).order_by(migrations.c.id)
         if since is not None:

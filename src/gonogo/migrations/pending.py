@@ -4,6 +4,7 @@ and the offline SQL between them, whose sha256 is what an approval approves."""
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -48,6 +49,47 @@ class PendingSql:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.sql.encode("utf-8")).hexdigest()
+
+    def revision_sql(self) -> dict[str, str]:
+        """Each pending revision's own part of `sql`, in apply order.
+
+        alembic heads each revision's offline SQL with `-- Running upgrade A -> B`; the
+        fallback text heads each script with `-- revision B: file`. What comes before the
+        first heading (creating alembic_version, BEGIN) belongs to no revision, and the
+        transaction lines around a part depend on where the span ends, so they are left out:
+        a revision's part then reads the same whichever revision the database started from.
+        """
+        parts: dict[str, list[str]] = {}
+        current: list[str] | None = None
+        for line in self.sql.splitlines():
+            heading = _HEADING.match(line)
+            if heading is not None:
+                current = parts.setdefault(heading.group("to") or heading.group("rev"), [])
+            if current is not None:
+                current.append(line)
+        return {rev: _trimmed(lines) for rev, lines in parts.items()}
+
+    def revision_hashes(self) -> dict[str, str]:
+        """sha256 of each pending revision's part (see `revision_sql`)."""
+        return {
+            rev: hashlib.sha256(text.encode("utf-8")).hexdigest()
+            for rev, text in self.revision_sql().items()
+        }
+
+
+_HEADING = re.compile(
+    r"^-- (?:Running upgrade [^ ]* -> (?P<to>[^ ]+)|revision (?P<rev>[^ :]+): .*)\s*$"
+)
+_EDGE = {"", "BEGIN;", "COMMIT;", "BEGIN TRANSACTION;"}
+
+
+def _trimmed(lines: list[str]) -> str:
+    start, end = 0, len(lines)
+    while start < end and lines[start].strip() in _EDGE:
+        start += 1
+    while end > start and lines[end - 1].strip() in _EDGE:
+        end -= 1
+    return "\n".join(lines[start:end]) + "\n"
 
 
 def _alembic(target: MigrationTarget, *args: str) -> str:

@@ -5,12 +5,30 @@ staging")."""
 from __future__ import annotations
 
 from gonogo.gates.model import GateInput, GateResult
+from gonogo.ledger.store import Ledger
 from gonogo.migrations.pending import PendingSql
+
+
+def untested_revisions(ledger: Ledger, upstream: str, pending: PendingSql) -> list[str]:
+    """Pending revisions whose exact SQL never ran successfully on `upstream`.
+
+    Judged per revision: production usually trails staging by several applies, so the SQL
+    of its whole pending span was never one apply there, but each of its revisions was.
+    """
+    if ledger.applied_sql(upstream, pending.sha256) is not None:
+        return []  # the same span, recorded as one apply by an earlier gonogo
+    done = ledger.applied_revisions(upstream)
+    hashes = pending.revision_hashes()
+    if not hashes:
+        return [pending.target]  # SQL gonogo cannot split: only the same span would do
+    return [rev for rev, digest in hashes.items() if (rev, digest) not in done]
 
 
 class MigrationApproved:
     id = "migration-approved"
-    overridable = True
+    # DESIGN: `migrate apply` refuses without the approval and the upstream apply; an
+    # override would turn both into a formality, so there is none.
+    overridable = False
 
     def applies(self, inp: GateInput) -> bool:
         # The command that knows what would run hands it over; nothing to judge otherwise.
@@ -45,14 +63,16 @@ class MigrationApproved:
                 f"`gonogo migrate {inp.env} approve --note '...'`",
             )
         upstream = inp.config.environments[inp.env].promote_from
-        if upstream is not None and inp.ledger.applied_sql(upstream, pending.sha256) is None:
+        untested = untested_revisions(inp.ledger, upstream, pending) if upstream else []
+        if upstream is not None and untested:
             return GateResult(
                 self.id,
                 "NO-GO",
-                f"migration {what} was approved but never applied on {upstream}; it must be "
-                f"tested there first",
+                f"migration {what} was approved, but {', '.join(untested)} never ran on "
+                f"{upstream} with the same SQL; it must be tested there first",
                 evidence,
-                fix=f"gonogo migrate {upstream} apply",
+                fix=f"deploy this release to {upstream}, then `gonogo migrate {upstream} "
+                "apply` (approved there too)",
             )
         tested = f", applied on {upstream} first" if upstream else ""
         return GateResult(
