@@ -68,7 +68,8 @@ class Context:
             # SQLite file by default; postgresql://... for a ledger a team shares.
             url = self.environ.get("GONOGO_LEDGER_URL")
             stale_after = self._lock_stale_after()
-            if self.dry_run and not url and not path.exists():
+            missing = not path.exists() if not url else _missing_sqlite(url)
+            if self.dry_run and missing:
                 self._ledger = Ledger.open("sqlite://", path, stale_after=stale_after)
             else:
                 self._ledger = Ledger.open(url, path, stale_after=stale_after)
@@ -119,3 +120,8 @@ class Context:
     @property
     def host(self) -> str:
         return socket.gethostname()
+
+
+def _missing_sqlite(url: str) -> bool:
+    """A sqlite:///PATH ledger URL whose file does not exist (a dry run must not create it)."""
+    return url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists()

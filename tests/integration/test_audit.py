@@ -436,3 +436,35 @@ def test_a_postgres_ledger_that_cannot_be_reached_is_one_line_without_its_passwo
         assert "hunter2" not in proc.stderr
         assert "GONOGO_LEDGER_URL" in line
     assert not (tmp_path / ".gonogo" / "ledger.db").exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://team:hunter2@127.0.0.1:abc/ledger",
+        "postgresql://team:hunter2@[::1/ledger",
+        "mysql://team:hunter2@127.0.0.1/ledger",
+    ],
+    ids=["port-not-a-number", "unclosed-bracket", "not-postgresql"],
+)
+def test_a_malformed_ledger_url_is_one_line_exit_1(tmp_path: Path, url: str) -> None:
+    (tmp_path / "gonogo.toml").write_text(CONFIG)
+    for args in (("audit", "verify"), ("status", "staging")):
+        proc = cli(tmp_path, *args, env={"GONOGO_LEDGER_URL": url})
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        (line,) = proc.stderr.splitlines()
+        assert "GONOGO_LEDGER_URL" in line and "internal error" not in line, line
+        assert "hunter2" not in proc.stderr
+
+
+def test_audit_of_a_ledger_path_that_does_not_exist_is_an_error_not_a_clean_audit(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "gonogo.toml").write_text(CONFIG)
+    missing = tmp_path / "typo" / "ledger.db"
+    for args in (("audit", "verify"), ("audit", "export", "--format", "csv")):
+        proc = cli(tmp_path, *args, env={"GONOGO_LEDGER_URL": f"sqlite:///{missing}"})
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        (line,) = proc.stderr.splitlines()
+        assert str(missing) in line and "no ledger there" in line
+    assert not missing.parent.exists()  # nothing created at the mistyped path

@@ -74,6 +74,17 @@ def test_unset_variable_and_unreachable_database_are_one_line_errors(
     assert "pw-hidden" not in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 
+    # A URL that is malformed, or names a driver gonogo does not ship: one line, exit 1.
+    for url, why in (
+        ("postgresql://u:pw-hidden@127.0.0.1:5432x/db", "is not usable"),
+        ("mysql://u:pw-hidden@127.0.0.1/db", "driver is not installed"),
+    ):
+        proc = project.gonogo("migrate", "staging", "status", env={"STAGING_DATABASE_URL": url})
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        (line,) = proc.stderr.strip().splitlines()
+        assert why in line and "internal error" not in line, line
+        assert "pw-hidden" not in proc.stderr
+
 
 def test_rehearse_uses_a_scratch_database_and_drops_it(
     project: Any, pg_server: PgServer

@@ -85,6 +85,12 @@ def _read_only(ctx: Context) -> None:
     # auditing a project that never ran anything reports an empty ledger instead of
     # creating .gonogo/ledger.db as a side effect.
     ctx.dry_run = True
+    url = ctx.environ.get("GONOGO_LEDGER_URL", "")
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        # A mistyped path would otherwise read as a clean audit of an empty ledger.
+        raise GonogoError(
+            f"GONOGO_LEDGER_URL names {url}, but there is no ledger there; check the path"
+        )
 
 
 class _Counted:

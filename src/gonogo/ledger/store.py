@@ -253,6 +253,13 @@ class Ledger:
         except DBAPIError as exc:
             engine.dispose()
             raise _cannot_open(location, exc, postgres=self.postgres) from None
+        except (ValueError, ImportError) as exc:
+            # A port that is not a number, or a missing driver, shows at the first connect.
+            engine.dispose()
+            raise GonogoError(
+                f"ledger {location} is not usable: {' '.join(str(exc).split())}; check "
+                "GONOGO_LEDGER_URL"
+            ) from None
         except BaseException:
             engine.dispose()
             raise
@@ -288,7 +295,7 @@ class Ledger:
             )
         try:
             engine = _postgres_engine(url)
-        except (ArgumentError, NoSuchModuleError) as exc:
+        except (ArgumentError, NoSuchModuleError, ValueError) as exc:
             raise GonogoError(f"GONOGO_LEDGER_URL {shown} is not usable: {exc}") from None
         # The location shows in messages and evidence: never with its password.
         return cls(engine, location=shown, stale_after=stale_after)

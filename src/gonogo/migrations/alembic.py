@@ -44,8 +44,8 @@ def current_revisions(url: str, *, connect_timeout: int = 10) -> list[str]:
     args = {"connect_timeout": connect_timeout} if normal.startswith("postgresql") else {}
     try:
         engine = create_engine(normal, connect_args=args)
-    except (ArgumentError, NoSuchModuleError) as exc:
-        raise GonogoError(f"database URL {display_url(url)} is not usable: {exc}") from None
+    except (ArgumentError, NoSuchModuleError, ValueError, ImportError) as exc:
+        raise _unusable(url, exc) from None
     try:
         with engine.connect() as conn:
             if not inspect(conn).has_table("alembic_version"):
@@ -58,24 +58,42 @@ def current_revisions(url: str, *, connect_timeout: int = 10) -> list[str]:
             f"cannot read alembic_version from {display_url(url)}: {first}; check that the "
             "database is reachable and the URL is right"
         ) from None
+    except (ValueError, ImportError) as exc:
+        # A port that is not a number, or a driver that is not installed, only shows when
+        # SQLAlchemy first connects.
+        raise _unusable(url, exc) from None
     finally:
         engine.dispose()
+
+
+def _unusable(url: str, exc: BaseException) -> GonogoError:
+    if isinstance(exc, ImportError):
+        why = f"its driver is not installed ({exc})"
+    else:
+        why = " ".join(str(exc).split()) or type(exc).__name__
+    return GonogoError(
+        f"database URL {display_url(url)} is not usable: {why}; check the URL (and its "
+        "driver: gonogo ships psycopg for PostgreSQL and sqlite3)"
+    )
 
 
 def server_version(url: str, *, connect_timeout: int = 10) -> str | None:
     """The PostgreSQL server's version as squawk wants it ("15.5", "9.6"); None for another
     database or one that does not answer (the caller then lints without it)."""
     from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import ArgumentError, DBAPIError
 
     normal = normalise_url(url)
     if not normal.startswith("postgresql"):
         return None
-    engine = create_engine(normal, connect_args={"connect_timeout": connect_timeout})
+    try:
+        engine = create_engine(normal, connect_args={"connect_timeout": connect_timeout})
+    except (ArgumentError, ValueError, ImportError):
+        return None
     try:
         with engine.connect() as conn:
             number = int(conn.execute(text("SHOW server_version_num")).scalar_one())
-    except (DBAPIError, ValueError):
+    except (DBAPIError, ValueError, ImportError):
         return None
     finally:
         engine.dispose()
