@@ -16,8 +16,18 @@ from typing import Any
 _SECRET_NAME = re.compile(
     r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|DATABASE_URL)", re.IGNORECASE
 )
+# What evidence hides is wider than what an image is refused for: a harmless variable
+# hidden costs a reader little. PASS catches DB_PASS and PASSPHRASE, DSN a Sentry-style DSN,
+# LEDGER_URL a team ledger's connection string. (Not PWD: that is the working directory.)
+_REDACTED_NAME = re.compile(r"(PASS|PRIVATE|DSN|LEDGER_URL)", re.IGNORECASE)
 _URL_PASSWORD = re.compile(
     r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?=@)", re.IGNORECASE
+)
+# libpq and most drivers also take the password as a query parameter.
+_QUERY_SECRET = re.compile(
+    r"(?P<name>[?&][^=&#\s]*(?:password|passwd|pwd|secret|token|key)[^=&#\s]*=)"
+    r"(?P<pw>[^&#\s]+)",
+    re.IGNORECASE,
 )
 
 
@@ -34,13 +44,24 @@ class Redactor:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], extra: Iterable[str] = ()) -> Redactor:
-        values = [v for k, v in environ.items() if looks_secret(k) and v]
-        return cls([*values, *extra])
+        values = [
+            v for k, v in environ.items() if v and (looks_secret(k) or _REDACTED_NAME.search(k))
+        ]
+        # A password inside any variable's URL is a secret wherever it shows up alone.
+        embedded = [
+            m.group("pw")
+            for v in environ.values()
+            if "=" in v or "@" in v
+            for pattern in (_URL_PASSWORD, _QUERY_SECRET)
+            for m in pattern.finditer(v)
+        ]
+        return cls([*values, *embedded, *extra])
 
     def text(self, value: str) -> str:
         for secret in self._secrets:
             value = value.replace(secret, "<redacted>")
-        return _URL_PASSWORD.sub(r"\g<scheme><redacted>", value)
+        value = _URL_PASSWORD.sub(r"\g<scheme><redacted>", value)
+        return _QUERY_SECRET.sub(r"\g<name><redacted>", value)
 
     def data(self, value: Any) -> Any:
         if isinstance(value, str):

@@ -73,3 +73,33 @@ def test_failed_tests_stop_the_ship_before_anything_is_built(project: Any) -> No
 def test_ship_without_a_test_command_is_a_usage_error(project: Any) -> None:
     proc = project.gonogo("ship", "staging", check=1)
     assert "[test]" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_secrets_from_the_environment_never_reach_the_evidence_folder(project: Any) -> None:
+    secrets = {
+        "DB_PASS": "plain-db-pass-123",
+        "HEROKU_API_KEY": "hk-api-key-456",
+        "BACKUP_URL": "s3://backup:embedded-pw-789@bucket.example/x",
+        "REPORTS_URL": "postgresql://rep@db.example/r?sslmode=require&password=query-pw-246",
+    }
+    # The test step prints every one of them, alone and inside its URL.
+    with_tests(
+        project,
+        'echo "pass=$DB_PASS key=$HEROKU_API_KEY"\n'
+        'echo "backup=$BACKUP_URL reports=$REPORTS_URL"\n'
+        'echo "just the passwords: embedded-pw-789 query-pw-246"\n'
+        'echo "3 passed"\n',
+    )
+    doc = project.json("ship", "staging", env=secrets, check=0)
+    folder = Path(doc["evidence"])
+    folder = folder if folder.is_absolute() else project.root / folder
+    assert "3 passed" in (folder / "test.log").read_text()
+    values = [
+        "plain-db-pass-123", "hk-api-key-456", "embedded-pw-789", "query-pw-246",
+    ]
+    for path in [*folder.rglob("*"), *(project.root / ".gonogo").rglob("*")]:
+        # (.gonogo/local and artifacts hold the app's own files, this script included)
+        if path.is_file() and not {"artifacts", "local"} & set(path.parts):
+            data = path.read_bytes()
+            for value in values:
+                assert value.encode() not in data, (path, value)

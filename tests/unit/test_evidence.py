@@ -193,3 +193,38 @@ def test_reopening_an_evidence_folder_appends(tmp_path: Path) -> None:
     Evidence(tmp_path / "ev", Redactor()).log("one")
     Evidence(tmp_path / "ev", Redactor()).log("two")
     assert len((tmp_path / "ev" / "log.txt").read_text().splitlines()) == 2
+
+
+def test_passwords_in_query_strings_are_redacted_without_knowing_them() -> None:
+    out = Redactor().text(
+        "GONOGO_LEDGER_URL=postgresql://team@10.0.0.5/ledger?sslmode=require&password=qq-secret-1"
+        " and https://api.example/v1?api_key=k-123456&page=2"
+    )
+    assert "qq-secret-1" not in out and "k-123456" not in out
+    assert "sslmode=require&password=<redacted>" in out and "api_key=<redacted>&page=2" in out
+
+
+def test_from_environ_hides_pass_dsn_and_ledger_url_values_and_embedded_passwords() -> None:
+    r = Redactor.from_environ(
+        {
+            "DB_PASS": "plain-db-pass",
+            "SENTRY_DSN": "https://abc123public@o1.ingest.example/42",
+            "GONOGO_LEDGER_URL": "postgresql://team@db/ledger?password=ledger-pw-9",
+            "BACKUP_TARGET": "s3://backup:embedded-pw-7@bucket.example/x",
+            "PWD": "/work/app",  # the working directory, not a password
+        }
+    )
+    out = r.text(
+        "plain-db-pass https://abc123public@o1.ingest.example/42 ledger-pw-9 embedded-pw-7 "
+        "alone, in /work/app/logs"
+    )
+    for secret in ("plain-db-pass", "abc123public", "ledger-pw-9", "embedded-pw-7"):
+        assert secret not in out
+    assert "/work/app/logs" in out
+
+
+def test_image_secret_names_stay_as_narrow_as_before() -> None:
+    # looks_secret decides which image variables make a build NO-GO: a Passenger setting
+    # or a DSN name alone must not refuse an image.
+    assert not looks_secret("PASSENGER_APP_ENV")
+    assert looks_secret("DB_PASSWORD")
