@@ -70,3 +70,13 @@ def test_every_run_records_where_it_ran(project: Any) -> None:
     assert deploy_run["origin"]["ref"] == "refs/heads/main"
     assert verify_run["origin"]["ci"] is None and verify_run["origin"]["user"] == "tester"
     assert project.gonogo("audit", "verify", check=0).returncode == 0
+
+
+def test_an_automatic_rollback_is_in_the_timeline(project: Any) -> None:
+    project.gonogo("deploy", "staging", check=0)
+    project.set_vars(staging_vars='WEBAPP_HEALTH_500 = "1"', deadline="3s")
+    project.gonogo("deploy", "staging", check=3)
+    doc = project.json("history", "staging", check=0)
+    (auto,) = [e for e in doc["entries"] if e["kind"] == "rollback.automatic"]
+    assert auto["text"].startswith("rolled back automatically v2 → v1 after: ")
+    assert "rolled back automatically v2 → v1" in project.gonogo("history", check=0).stdout

@@ -33,6 +33,7 @@ TIMELINE = (
     "migration.downgrade_failed",
     "gate.override",
     "rollback",
+    "rollback.automatic",
     "rollback.db",
     "run.finished",
 )
@@ -87,6 +88,7 @@ def _describe(kind: str, p: dict[str, Any], actor: str) -> str:
             f"rolled back {p.get('from')} → {p.get('to')}"
             f"{'' if p.get('ok', True) else ' (verification failed)'}"
         ),
+        "rollback.automatic": lambda: _automatic_rollback(p),
         "rollback.db": lambda: (
             f"database rolled back to {p.get('to')} (undid {', '.join(p.get('undone', []))})"
         ),
@@ -95,6 +97,17 @@ def _describe(kind: str, p: dict[str, Any], actor: str) -> str:
         ),
     }
     return texts[kind]() if kind in texts else kind
+
+
+def _automatic_rollback(p: dict[str, Any]) -> str:
+    # The local provider records what failed and why; Heroku's rollback, the release it made.
+    span = f"{p['from']} → {p.get('to')}" if p.get("from") else f"to {p.get('to')}"
+    return (
+        f"rolled back automatically {span}"
+        + (f" after: {p['cause']}" if p.get("cause") else "")
+        + (f" (Heroku release {p['heroku_release']})" if p.get("heroku_release") else "")
+        + ("" if p.get("ok", True) else " (verification failed)")
+    )
 
 
 def _commit_messages(ctx: Context, shas: Iterable[str]) -> dict[str, str]:
