@@ -201,6 +201,10 @@ def test_secret_env_is_flagged_by_name_only(store: BuildahStore, tmp_path: Path)
     everything = json.dumps([r.to_dict() for r in results.values()])
     assert SECRET not in everything
     assert "API_KEY=<redacted>" in result.evidence
+    # The builder echoes the step; the build log shows the name, never the value.
+    log = built.log_path.read_text()
+    assert "API_KEY=<redacted>" in log and "LOG_LEVEL=info" in log
+    assert SECRET not in log
 
 
 def test_two_platforms_make_an_index(store: BuildahStore, tmp_path: Path) -> None:

@@ -15,13 +15,14 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from gonogo.errors import GonogoError
-from gonogo.images.inspect import LayoutEntry, read_layout
+from gonogo.images.inspect import LayoutEntry, read_layout, redact_history_line
 
 INSTALL_HINT = "install buildah (apt-get install buildah) or Docker"
 BUILDERS = ("docker", "buildah")
@@ -372,44 +373,66 @@ class BuiltImage:
 
 
 class CommandLog:
-    """Runs commands with their output streamed into the build log, bounded by a timeout."""
+    """Runs commands with their output streamed into the build log, bounded by a timeout.
+
+    Every line is redacted before it reaches the file: a builder echoes each Dockerfile
+    step (`ENV API_KEY=...`) and its build args, and evidence must never hold a secret,
+    not even while a build is still running.
+    """
 
     def __init__(self, path: Path, redact: Callable[[str], str] = _same) -> None:
         self.path = path
         self.redact = redact
 
-    def run(self, argv: Sequence[str], timeout: float) -> tuple[int | None, str]:
-        """(exit status, or None when it overran and was stopped; its output)."""
-        with self.path.open("ab") as log:
-            log.write(f"$ {self.redact(shlex.join(argv))}\n".encode())
-            log.flush()
-            start = log.tell()
-            returncode = self._wait(argv, log, timeout)
-        return returncode, self.redact(self._since(start))
+    def clean(self, line: str) -> str:
+        return redact_history_line(self.redact(line))
 
-    def _wait(self, argv: Sequence[str], log: Any, timeout: float) -> int | None:
+    def run(self, argv: Sequence[str], timeout: float) -> tuple[int | None, str]:
+        """(exit status, or None when it overran and was stopped; its output, redacted)."""
+        with self.path.open("a", encoding="utf-8") as log:
+            log.write(f"$ {self.clean(shlex.join(argv))}\n")
+            log.flush()
+            lines: list[str] = []
+            returncode = self._wait(argv, log, lines, timeout)
+        return returncode, "".join(lines)
+
+    def _wait(self, argv: Sequence[str], log: Any, lines: list[str], timeout: float) -> int | None:
         try:
             # Own session so a timeout can stop the builder's helpers too, not just the CLI.
             proc = subprocess.Popen(
-                list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
         except OSError as exc:
             raise BuildError(f"cannot run {argv[0]}: {exc}") from exc
+        assert proc.stdout is not None
+        stream = proc.stdout
+
+        def copy() -> None:
+            for raw in iter(stream.readline, b""):
+                line = self.clean(raw.decode("utf-8", "replace").rstrip("\n")) + "\n"
+                lines.append(line)
+                log.write(line)
+                log.flush()
+
+        reader = threading.Thread(target=copy, name="gonogo-build-log", daemon=True)
+        reader.start()
         try:
-            return proc.wait(timeout=timeout)
+            returncode: int | None = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             _stop(proc)
-            return None
+            returncode = None
         except BaseException:
             # Ctrl-C only reaches our own process group; the builder must not outlive us.
             _stop(proc)
             raise
-
-    def _since(self, offset: int) -> str:
-        with self.path.open("rb") as log:
-            log.seek(offset)
-            return log.read().decode("utf-8", "replace")
+        finally:
+            # The pipe closes once the builder and its helpers are gone; bounded anyway, as
+            # a helper that escaped the session could hold it open.
+            reader.join(timeout=STOP_GRACE)
+            if not reader.is_alive():
+                stream.close()
+        return returncode
 
     def must(self, argv: Sequence[str], timeout: float, what: str, *, build: bool = False) -> str:
         """Run; on failure raise one line saying `what` failed and quoting the output's end."""
