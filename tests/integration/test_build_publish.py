@@ -135,8 +135,10 @@ def assert_no_secret(project: Any) -> None:
             assert PASSWORD.encode() not in path.read_bytes(), path
 
 
-def mark_verified(project: Any, env: str, sha: str) -> None:
-    """What a verified deploy leaves in the ledger (the deploy itself is tested elsewhere)."""
+def mark_verified(project: Any, env: str, sha: str, artifact: str = "sha256:" + "c" * 64) -> None:
+    """What a verified deploy leaves in the ledger (the deploy itself is tested elsewhere and
+    in test_publish_promotion.py); a provider that releases images records the image digest
+    as the release's artifact."""
     ledger = Ledger.open(None, project.root / ".gonogo" / "ledger.db")
     try:
         run_id = f"test-{env}-{sha[:7]}"
@@ -149,7 +151,7 @@ def mark_verified(project: Any, env: str, sha: str) -> None:
                 version,
                 run_id,
                 sha,
-                "sha256:" + "c" * 64,
+                artifact,
                 {},
                 "live",
                 "test",
@@ -258,7 +260,14 @@ def test_root_image_is_no_go_for_a_protected_environment(
     doc = project.json("build", "staging", check=0)
     assert doc["checks"]["verdict"] == "NO-GO" and doc["enforced"] is False
 
+    # Staging never verified it: nothing to promote, and nothing is built instead.
+    built = len(events(project, "image.built"))
     proc = project.gonogo("publish", "production", env={**GUARD, **creds()}, check=2)
+    assert one_line_error(proc).startswith("gonogo: NO-GO (promoted-from): ")
+    assert "builder:" not in proc.stdout and len(events(project, "image.built")) == built
+    # Overridden, production gets its own build, and the structure checks still refuse it.
+    proc = project.gonogo("publish", "production", "--override", "promoted-from", "--reason",
+                          "hotfix", env={**GUARD, **creds()}, check=2)  # fmt: skip
     assert "NO-GO (image-user)" in one_line_error(proc)
     assert registry.repository_layers("acme/rooted") == set()  # nothing pushed
     published = events(project, "image.published")
@@ -274,16 +283,26 @@ def test_publish_tags_read_back_and_a_new_tag_moves_manifests_only(
     setup_image(project, storage, registry.host, repo="webapp")
     sha = project.head()
 
+    # Not built yet: the dry run builds locally (a recorded build) to name the digest.
     dry = project.json("publish", "staging", "--dry-run", env=creds(), check=0)
-    assert dry["dry_run"] is True and dry["digest"] is None  # not built yet
-    assert [(t["tag"], t["action"]) for t in dry["tags"]] == [
-        ("v1.2.3", "push"), ("latest", "skip"), ("docker-buildah", "push"), (f"git-{sha}", "push"),
+    digest = dry["digest"]
+    assert dry["dry_run"] is True and digest.startswith("sha256:")
+    assert dry["artifact"]["source"] == "built" and "nothing was pushed" in dry["message"]
+    assert [(t["tag"], t["action"], t["digest"]) for t in dry["tags"]] == [
+        ("v1.2.3", "push", digest), ("latest", "skip", None), ("docker-buildah", "push", digest),
+        (f"git-{sha}", "push", digest),
     ]  # fmt: skip
+    assert dry["platforms"] == [{"platform": "linux/amd64", "digest": digest}]
+    [built] = events(project, "image.built")
+    assert built["payload"]["digest"] == digest and built["env"] == "staging"
+    [run] = ledger_rows(project, "SELECT command, status FROM runs")
+    assert (run["command"], run["status"]) == ("build", "succeeded")
     assert registry.repository_layers("acme/webapp") == set()
 
     doc = project.json("publish", "staging", env=creds(), check=0)
-    digest = doc["digest"]
-    assert doc["artifact"]["source"] == "built" and doc["version"] == "1.2.3"
+    assert doc["digest"] == digest and doc["version"] == "1.2.3"
+    assert doc["artifact"]["source"] == "reused"  # the dry run's build
+    assert len(events(project, "image.built")) == 1
     pushed = [t["tag"] for t in doc["tags"] if t["action"] == "push"]
     assert pushed == ["v1.2.3", "docker-buildah", f"git-{sha}"]
     latest = next(t for t in doc["tags"] if t["tag"] == "latest")
@@ -321,7 +340,11 @@ def test_latest_waits_for_production_and_promotion_reuses_the_digest(
     sha = project.head()
     staging = project.json("publish", "staging", env=creds(), check=0)
     digest = staging["digest"]
+    # Built and published for staging is not verified there: production refuses it.
+    refused = project.gonogo("publish", "production", env={**GUARD, **creds()}, check=2)
+    assert one_line_error(refused).startswith("gonogo: NO-GO (promoted-from): ")
 
+    mark_verified(project, "staging", sha, artifact=digest)
     refused = project.gonogo("publish", "production", env=creds(), check=2)
     assert "NO-GO (prod-guard)" in one_line_error(refused)
 
@@ -329,6 +352,7 @@ def test_latest_waits_for_production_and_promotion_reuses_the_digest(
     assert prod["artifact"]["source"] == "promoted" and prod["artifact"]["from_env"] == "staging"
     assert prod["digest"] == digest  # no rebuild: the staging artifact, by digest
     assert prod["environments"]["published_envs"] == ["production", "staging"]
+    assert [v["env"] for v in prod["environments"]["verified"]] == ["staging"]
     assert prod["latest"]["allowed"] is False
     with pytest.raises(AssertionError):
         read_back(registry, "promoted", "latest")
@@ -400,7 +424,10 @@ def test_bad_input_is_one_line_and_pushes_nothing(
     dead = f"127.0.0.1:{free_port()}"
     (project.root / "gonogo.toml").write_text(config.replace(registry.host, dead))
     started = time.monotonic()
-    line = one_line_error(project.gonogo("publish", "staging", "--tag", "x", env=creds(), check=1))
+    proc = project.gonogo("publish", "staging", "--tag", "x", env=creds(), check=1)
+    # Not built yet: the plan says when the digest is known, and it is before any push.
+    assert f"→ {dead}/acme/bad:x  (digest known after the build, before" in proc.stdout
+    line = one_line_error(proc)
     assert line.startswith(f"gonogo: registry {dead} cannot be reached")
     assert time.monotonic() - started < 15
 

@@ -283,3 +283,68 @@ def test_latest_requires_other_settings(tmp_path: Path) -> None:
     # An unknown environment is caught when the configuration is loaded, with its line.
     with pytest.raises(GonogoError, match=r"publish.latest_requires: unknown environment 'qa'"):
         load_config(write(tmp_path, extra='latest_requires = "qa"'))
+
+
+# -- promotion by digest ---------------------------------------------------------------------------
+
+
+def _release(ledger: Ledger, version: int, artifact: str, *, verified: bool = True) -> None:
+    run_id = f"r{version}"
+    ledger.start_run(run_id, command="deploy", env="staging", actor="t", host="h", pid=1,
+                     sha=SHA)  # fmt: skip
+    ledger.add_release(
+        ReleaseRow("staging", version, run_id, SHA, artifact, {}, "live", "", now_iso(), None,
+                   None),
+        actor="t",
+    )  # fmt: skip
+    if verified:
+        ledger.mark_verified("staging", version, actor="t", run_id=run_id)
+
+
+def test_publish_promotes_only_an_image_a_staging_release_verified(tmp_path: Path) -> None:
+    from gonogo.gates.builtin.promoted_from import PromotedFrom
+    from gonogo.gates.model import GateInput
+    from gonogo.images.publish import verified_image
+
+    path = write(tmp_path)
+    # The last table is [environments.production].
+    path.write_text(path.read_text() + 'promote_from = "staging"\n')
+    cfg = load_config(path)
+    ledger = Ledger.open("sqlite://", tmp_path / "unused.db")
+    gate = PromotedFrom()
+
+    def check(command: str = "publish") -> tuple[str, str, str]:
+        inp = GateInput(tmp_path, cfg, "production", ledger, {}, sha=SHA, command=command)
+        result = gate.evaluate(inp)
+        return result.verdict, result.reason, result.fix
+
+    verdict, reason, fix = check()
+    assert verdict == "NO-GO" and reason.startswith(f"{SHA[:7]} has not been verified on staging")
+    assert fix == f"gonogo deploy staging --sha {SHA[:12]}"
+    assert verified_image(ledger, "staging", SHA) == (None, None)
+
+    # An image of the SHA that staging built but never released is not what it verified.
+    image = "sha256:" + "1" * 64
+    ledger.record("image.built", actor="t", env="staging", payload={"digest": image, "sha": SHA})
+    _release(ledger, 1, image, verified=False)
+    assert check()[0] == "NO-GO"
+
+    # Verified, but as a source tarball (the local provider): deploy may promote it, publish
+    # has no verified image.
+    tarball = "sha256:" + "2" * 64
+    _release(ledger, 2, tarball)
+    verdict, reason, _ = check()
+    assert verdict == "NO-GO" and "which is not an image built here" in reason
+    assert check("deploy")[0] == "GO"
+    release, event = verified_image(ledger, "staging", SHA)
+    assert release is not None and release.version == 2 and event is None
+
+    # The verified release's artifact is that image: GO, naming the digest.
+    _release(ledger, 3, image)
+    verdict, reason, _ = check()
+    assert verdict == "GO" and reason.endswith(f"production publishes that image, {image[:19]}")
+    release, event = verified_image(ledger, "staging", SHA)
+    assert release is not None and release.version == 3
+    assert event is not None and event[1] == {"digest": image, "sha": SHA}
+    # The same digest recorded for another commit does not count.
+    assert verified_image(ledger, "staging", "f" * 40) == (None, None)

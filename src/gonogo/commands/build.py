@@ -267,14 +267,32 @@ def find_built(
     return None, passed_over
 
 
-def find_promoted(ctx: Context, env: str, inputs: BuildInputs) -> ImageArtifact | None:
-    """The upstream (`promote_from`) environment's image of this SHA, to reuse as is."""
+def find_promoted(ctx: Context, env: str, sha: str) -> ImageArtifact | None:
+    """The image of the upstream (`promote_from`) environment's verified release of `sha`,
+    to publish as is; None when there is no such release or its artifact is not an image.
+
+    "Verified upstream" is the ledger's rule that deploy and the promoted-from gate use, so
+    what publish promotes is what a production deploy would release.
+    """
+    from gonogo.images.publish import verified_image
+
     upstream = ctx.env(env).promote_from
     if upstream is None:
         return None
-    artifact, _ = find_built(ctx, env=upstream, sha=inputs.sha, platforms=inputs.platforms)
+    release, event = verified_image(ctx.ledger, upstream, sha)
+    if release is None or event is None:
+        return None
+    artifact = _artifact_from_event(ctx, *event)
     if artifact is None:
         return None
+    problem = layout_problem(artifact.layout, artifact.ref, artifact.digest)
+    if problem is not None:
+        # Anything else in its place would not be the image that was verified.
+        raise NoGo(
+            f"image {artifact.digest[:19]} verified on {upstream} {release.label} is no longer "
+            f"intact ({problem}); it is not the image that was verified, so nothing was "
+            f"changed. Fix: deploy {sha[:12]} to {upstream} again and let it verify"
+        )
     return replace(artifact, source="promoted", from_env=upstream)
 
 
@@ -462,6 +480,30 @@ def build_artifact(ctx: Context, run: Run, inputs: BuildInputs, builder: Builder
         payload=run.evidence.redactor.data(payload),
     )
     run.artifact = artifact.digest
+    return artifact
+
+
+def build_recorded(ctx: Context, inputs: BuildInputs, builder: Builder) -> ImageArtifact:
+    """Build in a `build` run of its own, recorded like `gonogo build ENV`: later commands
+    reuse the artifact instead of building again."""
+    from gonogo.executor import Run
+
+    where = ", ".join(inputs.platforms) or "the builder's platform"
+    step = Step(
+        "build",
+        f"build {inputs.dockerfile} at {short(inputs.sha)} with {builder.name} for {where}",
+        {"fingerprint": inputs.fingerprint, "builder": builder.name},
+    )
+    plan = Plan("build", inputs.env or "-", (step,))
+    with Run(ctx, "build", inputs.env, sha=inputs.sha, plan=plan) as run:
+        with run.step(step.action, step.description) as handle:
+            artifact = build_artifact(ctx, run, inputs, builder)
+            handle.detail.update(digest=artifact.digest, source=artifact.source)
+        run.record["artifact"] = artifact.to_dict(ctx.root)
+        run.summary = (
+            f"{artifact.kind} {artifact.digest} for {short(inputs.sha)} "
+            f"(built with {artifact.builder})"
+        )
     return artifact
 
 

@@ -1,15 +1,21 @@
 """gonogo publish [ENV]: push the commit's image to `[publish].repository` with its tags.
 
-Order: gates for `publish` (prod-guard, ci-passed, custom gates) → the artifact (the
-promote_from environment's image of this SHA, reused by digest; else this environment's
-earlier build of the same inputs; else built now) → structure checks on every platform →
-immutable tags (a tag naming a version or a SHA never moves to another digest) → push:
-missing blobs, manifests by digest, then each tag, read back and compared → ledger event
-`image.published` with per-platform digests and the bytes that moved.
+Order: gates for `publish` (ci-passed, promoted-from, prod-guard, custom gates) → the
+artifact → structure checks on every platform → immutable tags (a tag naming a version or a
+SHA never moves to another digest) → push: missing blobs, manifests by digest, then each
+tag, read back and compared → ledger event `image.published` with per-platform digests and
+the bytes that moved.
+
+The artifact of an environment with `promote_from` is exactly the image of the upstream
+environment's verified release of the SHA, by digest; it is never built. Without one the
+promoted-from gate is NO-GO and nothing is built or pushed. Other environments reuse their
+earlier build of the same inputs, else build now.
 
 `latest` moves only when `[publish].latest_requires` holds (by default: the SHA has a
 verified release on a protected environment); otherwise it is skipped with the reason, which
-is not a failure. `--dry-run` prints every tag and digest and pushes nothing.
+is not a failure. `--dry-run` prints every tag and digest and pushes nothing; when the image
+is not built yet it is built locally first (recorded as a build artifact, which the publish
+then reuses), so the digest is known.
 """
 
 from __future__ import annotations
@@ -27,9 +33,11 @@ from gonogo.commands._common import (
     refuse,
 )
 from gonogo.commands.build import (
+    BuildInputs,
     ImageArtifact,
     build_artifact,
     build_inputs,
+    build_recorded,
     choose_builder,
     describe_artifact,
     evidence_label,
@@ -40,7 +48,7 @@ from gonogo.commands.build import (
     structure_results,
 )
 from gonogo.context import Context
-from gonogo.errors import GonogoError
+from gonogo.errors import GonogoError, NoGo
 from gonogo.gates.engine import GateReport
 from gonogo.gates.model import GateResult
 from gonogo.images.publish import (
@@ -60,9 +68,11 @@ from gonogo.result import Result
 
 if TYPE_CHECKING:
     from gonogo.executor import Run
+    from gonogo.images.build import Builder
     from gonogo.images.registry import PushResult, RegistryClient
 
 IMMUTABLE_GATE = "tags-immutable"
+PROMOTED_GATE = "promoted-from"
 
 
 def choose_env(ctx: Context, env: str | None) -> str:
@@ -127,6 +137,70 @@ def _platform_digests(artifact: ImageArtifact, pushed: PushResult | None) -> lis
     return [{"platform": p.platform, "digest": p.manifest_digest} for p in artifact.platforms]
 
 
+def _promoted(
+    ctx: Context, env: str, sha: str, report: GateReport
+) -> tuple[ImageArtifact | None, GateResult | None]:
+    """For a `promote_from` environment: the upstream's verified image of `sha`, or the
+    promoted-from NO-GO that stands (no override), in which case nothing may be built.
+
+    An override, or an environment whose `gates` list leaves promoted-from out, is a
+    person's recorded decision to publish without that proof: the environment then gets its
+    own build, as one without `promote_from` does.
+    """
+    upstream = ctx.env(env).promote_from
+    if upstream is None:
+        return None, None
+    gate = next((r for r in report.results if r.id == PROMOTED_GATE), None)
+    if gate is not None and not gate.passes:
+        return None, gate
+    artifact = find_promoted(ctx, env, sha)
+    if artifact is None and gate is not None and gate.go:
+        raise NoGo(
+            f"NO-GO ({PROMOTED_GATE}): the ledger's record of the image verified on {upstream} "
+            f"for {short(sha)} cannot be read back; nothing was changed. Fix: deploy "
+            f"{short(sha)} to {upstream} again and let it verify"
+        )
+    return artifact, None
+
+
+def _unverified_platforms(
+    ctx: Context, artifact: ImageArtifact | None, wanted: Sequence[str]
+) -> list[str]:
+    """Platforms `[publish].platforms` asks for that the promoted image does not have.
+
+    They are left out and said so: building them would publish an image nobody verified.
+    """
+    if artifact is None or artifact.source != "promoted":
+        return []
+    have = [p.platform for p in artifact.platforms]
+    missing = [p for p in wanted if p not in have]
+    if missing:
+        ctx.out.line(
+            f"  ! not published for {', '.join(missing)}: the image verified on "
+            f"{artifact.from_env} has {', '.join(have) or 'no platform list'} only"
+        )
+    return missing
+
+
+def _build_for_dry_run(ctx: Context, inputs: BuildInputs, chosen: Builder) -> ImageArtifact:
+    """Build locally so the dry run can name the digest every tag would get.
+
+    Only local state changes: the image lands in .gonogo/images and the ledger records a
+    `build` run, as `gonogo build ENV` would, and the real publish reuses it. Nothing goes
+    to a registry.
+    """
+    ctx.out.line(
+        "  building locally to know the digest (recorded as a build artifact that publishing "
+        "reuses; nothing is pushed)"
+    )
+    # The build belongs in the real ledger, not a dry run's in-memory stand-in.
+    ctx.dry_run = False
+    try:
+        return build_recorded(ctx, inputs, chosen)
+    finally:
+        ctx.dry_run = True
+
+
 def publish(
     ctx: Context,
     env: str | None = None,
@@ -163,12 +237,15 @@ def publish(
     overrides = make_overrides(ctx, override, reason)
     report = evaluate_gates(ctx, "publish", env, sha=sha, confirm=confirm, overrides=overrides)
 
-    artifact = find_promoted(ctx, env, inputs)
-    if artifact is None:
+    upstream = ctx.env(env).promote_from
+    artifact, refused = _promoted(ctx, env, sha, report)
+    if artifact is None and refused is None:
         artifact, _ = find_built(
             ctx, fingerprint=inputs.fingerprint, builder=forced, platforms=inputs.platforms
         )
-    chosen = None if artifact is not None else choose_builder(ctx, builder)
+    # A standing promoted-from refusal means there is nothing to publish: no builder at all.
+    may_build = artifact is None and refused is None
+    chosen = choose_builder(ctx, builder) if may_build else None
     engine = artifact.builder if artifact is not None else chosen.name if chosen else ""
     latest = latest_allowed(ctx.ledger, ctx.config, sha)
     plans = render_tags(
@@ -184,6 +261,10 @@ def publish(
             {"command": "publish", "env": env, "sha": sha, "repository": repo_name,
              "digest": None, "tags": [p.to_dict() for p in plans], "pushed": False},
         )  # fmt: skip
+    if chosen is not None:
+        ctx.out.line(f"  builder: {chosen.name} ({chosen.reason})")
+    if chosen is not None and dry_run:
+        artifact = _build_for_dry_run(ctx, inputs, chosen)
     if artifact is not None:
         describe_artifact(ctx, artifact)
         get = Step(
@@ -192,22 +273,33 @@ def publish(
             f"{' from ' + artifact.from_env if artifact.from_env else ''})",
             {"digest": artifact.digest},
         )
-    else:
-        assert chosen is not None
-        ctx.out.line(f"  builder: {chosen.name} ({chosen.reason})")
+    elif chosen is not None:
         get = Step(
             "build",
             f"build {inputs.dockerfile} at {short(sha)} with {chosen.name} for "
             f"{', '.join(inputs.platforms)}",
             {"fingerprint": inputs.fingerprint, "builder": chosen.name},
         )
+    else:
+        assert refused is not None and upstream is not None
+        get = Step(
+            "promote",
+            f"use the image verified on {upstream}: there is none for {short(sha)} "
+            f"({refused.id} NO-GO); nothing is built",
+        )
     digest = artifact.digest if artifact is not None else None
-    shown = digest or "(digest known after the build)"
+    if digest is not None:
+        shown = digest
+    elif chosen is not None:
+        shown = "(digest known after the build, before anything is pushed)"
+    else:
+        shown = f"(no image verified on {upstream})"
     for p in plans:
         if p.action == "push":
             ctx.out.line(f"  → {repo_name}:{p.tag}  {shown}")
         else:
             ctx.out.line(f"  - {repo_name}:{p.tag} skipped: {p.reason}")
+    unverified = _unverified_platforms(ctx, artifact, inputs.platforms)
     steps = (
         get,
         Step("inspect", "structure checks on every platform: user, dirs, entrypoint, ports, "
@@ -233,6 +325,7 @@ def publish(
     if artifact is not None:
         data["artifact"] = artifact.to_dict(ctx.root)
         data["platforms"] = _platform_digests(artifact, None)
+        data["platforms_not_verified"] = unverified
 
     if dry_run:
         if artifact is not None:
@@ -240,7 +333,16 @@ def publish(
             print_results(ctx, results)
             report = GateReport((*report.results, *results))
             data["gates"] = report.to_dict()
-        return dry_run_result(ctx, plan, report, data)
+            data["environments"] = digest_history(
+                ctx.ledger, artifact.digest, ctx.config.environments
+            )
+        result = dry_run_result(ctx, plan, report, data)
+        if artifact is not None and artifact.source == "built":
+            result.message = (
+                f"dry run: {report.verdict}; built {artifact.digest} locally to name its digest "
+                f"(build run {artifact.built_by_run}; publishing reuses it); nothing was pushed"
+            )
+        return result
 
     from gonogo.executor import Run
 
@@ -260,6 +362,7 @@ def publish(
             digest=digest,
             artifact=artifact.to_dict(ctx.root),
             platforms=_platform_digests(artifact, None),
+            platforms_not_verified=unverified,
         )
         for entry in data["tags"]:
             if entry["action"] == "push":
@@ -287,6 +390,7 @@ def publish(
             "source": artifact.source,
             "from_env": artifact.from_env,
             "built_by_run": artifact.built_by_run,
+            "platforms_not_verified": unverified,
             "version": version,
         }
         ctx.ledger.record(
@@ -305,6 +409,8 @@ def publish(
             f"{repo_name} ({moved['blob_uploads']} blob(s), {moved['blob_bytes']} bytes of "
             f"layers, {moved['manifest_puts']} manifest(s) uploaded)"
         )
+        if unverified:
+            summary += f"; not for {', '.join(unverified)} (not in the verified image)"
         skipped = [p for p in plans if p.action == "skip"]
         if skipped:
             summary += "; " + "; ".join(f"{p.tag} skipped: {p.reason}" for p in skipped)

@@ -33,7 +33,7 @@ COMMAND_GATES: dict[str, tuple[str, ...]] = {
     ),
     "rollback": ("prod-guard", "schema-compatible"),
     "migrate": ("prod-guard", "migration-approved"),
-    "publish": ("ci-passed", "prod-guard"),
+    "publish": ("ci-passed", "promoted-from", "prod-guard"),
     "check": GATE_IDS,
 }
 

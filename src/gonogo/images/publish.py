@@ -26,7 +26,7 @@ from gonogo.errors import GonogoError
 
 if TYPE_CHECKING:
     from gonogo.config.schema import Config
-    from gonogo.ledger.store import Ledger
+    from gonogo.ledger.store import Ledger, ReleaseRow
 
 TAG_FIELDS = ("version", "sha", "short_sha", "engine", "env", "date")
 ARG_FIELDS = ("env.vars.NAME", "env.name", "sha", "short_sha")
@@ -363,6 +363,25 @@ def image_events(ledger: Ledger, kind: str) -> list[tuple[dict[str, Any], dict[s
     return [(row, _payload(row)) for row in ledger.events(kind=kind)]
 
 
+def verified_image(
+    ledger: Ledger, env: str, sha: str
+) -> tuple[ReleaseRow | None, tuple[dict[str, Any], dict[str, Any]] | None]:
+    """The newest verified release of `sha` on `env` (the one deploy promotes and the
+    promoted-from gate accepts) and the `image.built` event of its artifact.
+
+    The event is None when the release's artifact is not an image built here: the local
+    provider releases source tarballs, and an image of the same SHA that was never released
+    there is not the thing that was verified.
+    """
+    release = ledger.verified_release_of(env, sha)
+    if release is None:
+        return None, None
+    for row, payload in reversed(image_events(ledger, "image.built")):
+        if payload.get("digest") == release.artifact and payload.get("sha") == sha:
+            return release, (row, payload)
+    return release, None
+
+
 def digest_history(ledger: Ledger, digest: str, envs: Iterable[str]) -> dict[str, Any]:
     """Which environments an image digest was built for, published for and verified on.
 
@@ -422,4 +441,5 @@ __all__ = [
     "tag_values",
     "template_fields",
     "uses_env",
+    "verified_image",
 ]
