@@ -252,6 +252,15 @@ def build_parser() -> _Parser:
     p.add_argument("env", nargs="?")
     p.set_defaults(handler=_Api("status:status"))
 
+    p = sub.add_parser(
+        "releases",
+        parents=[common],
+        help="the releases gonogo made, and the platform's own (Heroku's) mapped onto them",
+    )
+    p.add_argument("env")
+    p.add_argument("--limit", type=int, default=20, help="at most this many of each")
+    p.set_defaults(handler=_Api("releases:releases"))
+
     p = sub.add_parser("down", parents=[common], help="stop an environment's running release")
     p.add_argument("env")
     p.set_defaults(handler=_Api("down:down"))

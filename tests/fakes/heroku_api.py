@@ -18,7 +18,9 @@ Also like the real API: `Authorization: Bearer <key>` (401 `unauthorized`), an
 (HEROKU_NOTES.md); `Range` paging (`max`, `order`, 206 + `Next-Range`, `Accept-Ranges`;
 without a Range, lists are ordered by id, so a client that wants versions must ask);
 `RateLimit-Remaining` on every answer (429 `rate_limit` when the pool is empty); error
-bodies `{"id", "message"}`.
+bodies `{"id", "message"}`; an app the key may not use (`add_app(forbidden=True)`) answers
+403 `forbidden`, and an app's stack (`add_app(stack="heroku-22")`) is its `stack` and
+`build_stack`.
 
 Served outside the schema, as Heroku serves them from other hosts: release phase output
 (`output_stream_url`, text/plain, resumable with `Range: bytes=N-`) and log sessions
@@ -427,6 +429,8 @@ class FakeApp:
     phase: ReleaseScript | None = None  # release phase for every release, if any
     next_releases: deque[ReleaseScript] = field(default_factory=deque)
     next_dynos: deque[DynoScript] = field(default_factory=deque)
+    stack: str = "container"  # "heroku-22" etc.: a buildpack app, which cannot run images
+    forbidden: bool = False  # the key is valid but has no access to this app: 403 on all
 
 
 @dataclass
@@ -527,6 +531,8 @@ class FakeHeroku:
         config: dict[str, str] | None = None,
         preboot: bool = False,
         formation: dict[str, int] | None = None,
+        stack: str = "container",
+        forbidden: bool = False,
     ) -> FakeApp:
         with self.lock:
             created = _now_iso()
@@ -537,6 +543,8 @@ class FakeHeroku:
                 config=dict(config or {}),
                 features={"preboot": preboot, "runtime-dyno-metadata": False},
                 formation={},
+                stack=stack,
+                forbidden=forbidden,
             )
             for ptype, quantity in (formation or {"web": 1}).items():
                 app.formation[ptype] = self._formation_entry(ptype, quantity, created)
@@ -713,12 +721,12 @@ class FakeHeroku:
 
     def _app_json(self, app: FakeApp) -> dict[str, Any]:
         current = [r for r in app.releases if r.current]
-        container = {"id": "1c3d5f7a-9b2d-4e6f-8a0b-1c2d3e4f5a6b", "name": "container"}
+        stack = {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"stack/{app.stack}")), "name": app.stack}
         return {
             "acm": False,
             "archived_at": None,
             "buildpack_provided_description": None,
-            "build_stack": container,
+            "build_stack": dict(stack),
             "created_at": app.created_at,
             "generation": {"id": "4d2e6f8a-0b1c-4d3e-9f5a-6b7c8d9e0f1a", "name": "cedar"},
             "git_url": f"https://git.heroku.com/{app.name}.git",
@@ -734,7 +742,7 @@ class FakeHeroku:
             "repo_size": None,
             "slug_size": None,
             "space": None,
-            "stack": container,
+            "stack": stack,
             "updated_at": app.created_at,
             "web_url": f"https://{app.name}-0123456789ab.herokuapp.com/",
         }
@@ -980,6 +988,8 @@ class FakeHeroku:
         )
         if app is None:
             raise _Reply(404, "not_found", "Couldn't find that app.")
+        if app.forbidden:
+            raise _Reply(403, "forbidden", f"You do not have access to the app {app.name}.")
         self._settle(app)
         call = Call(app, params[1:], payload, headers)
         if link.resource == "release" and link.method == "POST":

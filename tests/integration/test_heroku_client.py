@@ -18,6 +18,7 @@ from gonogo.heroku import (
     DOCKER_RELEASES_ACCEPT,
     HerokuClient,
     HerokuError,
+    HerokuOutcomeUnknown,
     HerokuUnavailable,
     Release,
 )
@@ -379,13 +380,19 @@ def test_patch_applied_then_answer_too_late_makes_exactly_one_release(
     assert len(fake.seen("PATCH", "/formation$")) == 1
 
 
-def test_patch_dropped_before_it_was_applied_is_sent_again(fake: FakeHeroku) -> None:
+def test_patch_dropped_before_it_was_applied_is_unknown_and_not_sent_again(
+    fake: FakeHeroku,
+) -> None:
+    # A dropped connection looks the same whether Heroku acted or not: never sent twice.
     fake.fail_next(1, "drop-unapplied", method="PATCH", path="/formation$")
-    with client(fake) as heroku:
-        made = heroku.create_container_release(APP, {"web": NEW})
-        assert heroku.counters.reconciled == 0
-    assert new_releases(fake, 2) == [3] and made.version == 3
-    assert len(fake.seen("PATCH", "/formation$")) == 2
+    with (
+        client(fake, reconcile_s=0.3, reconcile_checks=3) as heroku,
+        pytest.raises(HerokuOutcomeUnknown) as err,
+    ):
+        heroku.create_container_release(APP, {"web": NEW})
+    assert "unknown" in str(err.value) and f"heroku releases -a {APP}" in str(err.value)
+    assert new_releases(fake, 2) == []
+    assert len(fake.seen("PATCH", "/formation$")) == 1
 
 
 def test_rollback_applied_then_dropped_makes_exactly_one_release(fake: FakeHeroku) -> None:

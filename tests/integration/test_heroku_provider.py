@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -412,6 +413,15 @@ def test_rollback_shows_config_var_names_never_values_and_makes_a_rollback_relea
     finally:
         ctx.close()
 
+    # The same list through the CLI, beside the ledger's own releases.
+    doc = world.json("releases", "staging", check=0)
+    assert [(r["version"], r["ledger"]) for r in doc["platform"]] == [
+        ("v5", "v1"), ("v4", "v2"), ("v3", "v2"), ("v2", "v1"), ("v1", None),
+    ]
+    assert [r["version"] for r in doc["releases"]] == ["v2", "v1"]
+    text = world.gonogo("releases", "staging", check=0).stdout
+    assert "v1  succeeded  image" in text and "not made by gonogo" in text
+
 
 # -- migrations through one-off dynos ----------------------------------------------------
 
@@ -524,6 +534,142 @@ def test_connection_dropped_mid_release_makes_exactly_one_release(world: World) 
     run = ledger_rows(world.project, "SELECT * FROM runs WHERE command = 'deploy'")[-1]
     log = world.project.root / run["evidence"] / "release-v2.log"
     assert log.read_text().splitlines() == lines  # resumed, nothing twice
+
+
+# -- a change Heroku is still making when the request times out --------------------------
+# The provider's request timeout is api_timeout / 3 = 2 s and it looks for the effect of a
+# change whose answer was lost for twice that (4 s): a `slow` fault of 3 s is found and
+# adopted, one of 9 s is not, and is never sent a second time either way.
+
+
+def eventually(what: Any, *, within: float = 8.0) -> Any:
+    """`what()` once it is truthy (the fake acts on a held request late), bounded."""
+    until = time.monotonic() + within
+    while True:
+        value = what()
+        if value or time.monotonic() >= until:
+            return value
+        time.sleep(0.1)
+
+
+def one_line(proc: Any) -> str:
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+    return lines[0]
+
+
+def last_run(project: Any, command: str) -> dict[str, Any]:
+    rows = ledger_rows(project, "SELECT * FROM runs WHERE command = ? ORDER BY started_at",
+                       (command,))  # fmt: skip
+    return dict(rows[-1])
+
+
+def test_a_release_still_being_made_when_the_request_times_out_is_adopted_once(
+    world: World,
+) -> None:
+    fake = world.fake
+    fake.fail_next(1, "slow", method="PATCH", path=r"/formation$", delay=3.0)
+    world.gonogo("deploy", "staging", check=0)
+    assert len(fake.seen("PATCH", r"/formation$")) == 1
+    assert [r.version for r in fake.new_releases(STAGING, 1)] == [2]
+    detail = ledger_rows(world.project, "SELECT detail FROM steps WHERE name = 'release'")
+    assert json.loads(detail[0]["detail"])["reconciled"] == 1
+    [rel] = releases(world.project)
+    assert rel["state"] == "live" and rel["description"].startswith("heroku v2: ")
+
+
+def test_a_release_whose_outcome_stays_unknown_exits_3_and_is_never_requested_twice(
+    world: World,
+) -> None:
+    fake = world.fake
+    fake.fail_next(1, "slow", method="PATCH", path=r"/formation$", delay=9.0)
+    proc = world.gonogo("deploy", "staging", check=3)
+    line = one_line(proc)
+    assert "whether it was done is unknown; it was not sent again" in line
+    assert f"PATCH /apps/{STAGING}/formation" in line
+    assert f"`heroku releases -a {STAGING}`" in line and "`gonogo status staging`" in line
+    run = last_run(world.project, "deploy")
+    assert (run["status"], run["exit_code"]) == ("failed", 3)
+    steps = ledger_rows(world.project, "SELECT name, status FROM steps ORDER BY id")
+    assert [(s["name"], s["status"]) for s in steps][-1] == ("release", "failed")
+    assert releases(world.project) == []  # the ledger does not claim a release it cannot see
+    # Heroku finishes the one request it was sent: one release, never a second.
+    assert [r.version for r in eventually(lambda: fake.new_releases(STAGING, 1))] == [2]
+    assert len(fake.seen("PATCH", r"/formation$")) == 1
+    assert_no_secrets(world, proc)
+
+
+def test_a_rollback_still_being_made_when_the_request_times_out_is_adopted_once(
+    world: World,
+) -> None:
+    fake = world.fake
+    world.gonogo("deploy", "staging", check=0)  # heroku v2
+    second_commit(world)
+    world.gonogo("deploy", "staging", check=0)  # heroku v3
+    fake.fail_next(1, "slow", method="POST", path=r"/releases$", delay=3.0)
+    world.gonogo("rollback", "staging", check=0)
+    assert len(fake.seen("POST", r"/releases$")) == 1
+    made = fake.new_releases(STAGING, 3)
+    assert [(r.version, r.description, r.current) for r in made] == [(4, "Rollback to v2", True)]
+
+
+def test_a_rollback_whose_outcome_stays_unknown_exits_3_and_is_never_requested_twice(
+    world: World,
+) -> None:
+    fake = world.fake
+    world.gonogo("deploy", "staging", check=0)  # heroku v2
+    second_commit(world)
+    world.gonogo("deploy", "staging", check=0)  # heroku v3
+    fake.fail_next(1, "slow", method="POST", path=r"/releases$", delay=9.0)
+    proc = world.gonogo("rollback", "staging", check=3)
+    line = one_line(proc)
+    assert "Whether Heroku made the rollback release is unknown" in line
+    assert f"`heroku releases -a {STAGING}`" in line and "`gonogo status staging`" in line
+    run = last_run(world.project, "rollback")
+    assert (run["status"], run["exit_code"]) == ("failed", 3)
+    made = eventually(lambda: fake.new_releases(STAGING, 3))
+    assert [(r.version, r.description) for r in made] == [(4, "Rollback to v2")]
+    assert len(fake.seen("POST", r"/releases$")) == 1
+
+
+def test_a_migration_dyno_still_starting_when_the_request_times_out_runs_once(
+    world: World,
+) -> None:
+    approve(world)
+    world.fake.fail_next(1, "slow", method="POST", path=r"/dynos$", delay=3.0)
+    done = world.json("migrate", "staging", "apply", check=0)
+    assert done["after"] == ["0003_create_audit_log"]
+    # One dyno per revision: the first one, whose answer was lost, was adopted, not re-run.
+    assert world.fake.dyno_commands == [
+        f"python -m alembic -c alembic.ini upgrade {rev}"
+        for rev in ("0001_create_notes", "0002_add_notes_body", "0003_create_audit_log")
+    ]
+    assert len(world.fake.seen("POST", r"/dynos$")) == 3
+    assert [m[2] for m in migrations(world.project)] == ["ok", "ok", "ok"]
+
+
+def test_a_migration_dyno_whose_start_stays_unknown_exits_3_and_is_never_started_twice(
+    world: World,
+) -> None:
+    approve(world)
+    world.fake.fail_next(1, "slow", method="POST", path=r"/dynos$", delay=9.0)
+    proc = world.gonogo("migrate", "staging", "apply", check=3)
+    line = one_line(proc)
+    assert "migration 0001_create_notes failed on staging" in line
+    assert "whether the one-off dyno started is unknown (it was not started twice)" in line
+    assert f"`heroku ps -a {STAGING}`" in line and "`gonogo migrate staging status`" in line
+    assert "not applied: 0002_add_notes_body, 0003_create_audit_log" in line
+    run = last_run(world.project, "migrate apply")
+    assert (run["status"], run["exit_code"]) == ("failed", 3)
+    assert migrations(world.project) == [(None, None, "failed")]
+    # Heroku starts the one dyno it was asked for, late; nothing asked for a second.
+    assert eventually(lambda: world.fake.dyno_commands) == [
+        "python -m alembic -c alembic.ini upgrade 0001_create_notes"
+    ]
+    [dyno] = world.fake.apps[STAGING].dynos.values()
+    assert eventually(lambda: dyno.exit_code is not None, within=30)  # it ran, once
+    assert len(world.fake.seen("POST", r"/dynos$")) == 1
+    assert_no_secrets(world, proc)
 
 
 # -- observing ------------------------------------------------------------------------

@@ -246,6 +246,7 @@ EVERY_COMMAND = [
     ["audit", "verify"],
     ["audit", "export", "--format", "csv"],
     ["config", "validate"],
+    ["releases", "staging", "--limit", "5"],
 ]
 
 

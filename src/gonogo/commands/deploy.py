@@ -118,7 +118,8 @@ def deploy(
     ctx.env(env)
     gitrepo.require_repo(ctx.root)
     sha = gitrepo.resolve(ctx.root, ref or "HEAD")
-    provider_for(ctx, env)  # an unknown provider is a usage error before any gate runs
+    # An unknown provider, a refused API key or a missing app: a usage error before any gate.
+    provider_for(ctx, env).preflight(env)
     ctx.out.line(f"gonogo deploy {env} {short(sha)}{' (dry run)' if dry_run else ''}")
     overrides = make_overrides(ctx, override, reason)
     report = evaluate_gates(

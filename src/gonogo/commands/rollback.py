@@ -95,6 +95,7 @@ def rollback(
     if accept_data_loss and db is None:
         raise GonogoError("--accept-data-loss only applies to a database rollback (--db REVISION)")
     provider = provider_for(ctx, env)
+    provider.preflight(env)  # a refused key or a missing app is one line before any gate
     live = ctx.ledger.live_release(env)
     app = to is not None or db is None
     target, current = choose_target(ctx, env, to, provider) if app else (None, live)

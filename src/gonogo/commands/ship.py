@@ -142,6 +142,9 @@ def ship(
             'add [test] command = "..."'
         )
     gitrepo.require_repo(ctx.root)
+    from gonogo.providers.registry import provider_for
+
+    provider_for(ctx, env).preflight(env)  # before the tests run: they may take a while
     sha = gitrepo.resolve(ctx.root, "HEAD")
     ctx.out.line(f"gonogo ship {env} {short(sha)}{' (dry run)' if dry_run else ''}")
     overrides = make_overrides(ctx, override, reason)

@@ -9,9 +9,10 @@ Following: `follow_release` (release phase output and outcome), `dyno_exit_statu
 one-off dyno's output and real exit status), `log_session` / `stream_log`.
 
 Every call goes through one retry policy (`gonogo.retry.call_with_retry`) within
-`deadline_s`; see http.py. Errors are `HerokuError` (a 4xx, with Heroku's id and message)
-or `HerokuUnavailable` (no answer, or 429/5xx until the deadline), one line, never with
-the API key.
+`deadline_s`; see http.py. Errors are `HerokuError` (a 4xx, with Heroku's id and message),
+`HerokuUnavailable` (no answer, or 429/5xx until the deadline) or `HerokuOutcomeUnknown` (a
+change whose answer was lost and whose effect did not show: made or not, it was not sent
+again), one line, never with the API key.
 """
 
 from __future__ import annotations

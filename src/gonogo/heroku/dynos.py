@@ -7,9 +7,11 @@ is read from a log session limited to that dyno (`tail: true`, with history so l
 written before the session connected are not missed). No such line by the deadline means
 the status is unknown (None): a caller must treat that as a failure, never as success.
 
-Starting a dyno is not idempotent: a POST whose answer was lost may have started it. Before
-any retry the client lists the app's dynos and adopts a `run` dyno with the same command
-that was not there before, instead of starting a second copy of, say, a migration.
+Starting a dyno is not idempotent: a POST whose answer was lost may have started it, or may
+still be starting it. It is sent again only when the API certainly did not act on it (see
+http.py); otherwise the client lists the app's dynos (a bounded number of times) and adopts
+a `run` dyno with the same command that was not there before, or fails with
+`HerokuOutcomeUnknown` naming `heroku ps -a APP`: never a second copy of a migration.
 """
 
 from __future__ import annotations
@@ -18,11 +20,9 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import httpx
-
 from gonogo.heroku.http import Applied, Reconcile, segment
 from gonogo.heroku.logs import MAX_LOG_LINES, LogOps
-from gonogo.heroku.models import Dyno, HerokuError
+from gonogo.heroku.models import Dyno, HerokuError, HerokuOutcomeUnknown
 
 __all__ = ["DynoOps"]
 
@@ -73,20 +73,29 @@ class DynoOps(LogOps):
                 raise
             self.counters.reconciled += 1
             return applied.value
-        return Dyno.from_api(self._json(response, f"POST {path}"))
+        try:
+            return Dyno.from_api(self._json(response, f"POST {path}"))
+        except HerokuError as exc:  # it answered 2xx: the dyno was started
+            raise HerokuOutcomeUnknown(
+                self._clean(
+                    f"heroku API (POST {path}): started, but {exc}; check `heroku ps -a {app}`"
+                )
+            ) from None
 
     def _find_started(self, app: str, command: str, existing: set[str]) -> Reconcile:
-        def check() -> httpx.Response | None:
-            failed, page = self._probe(f"/apps/{segment(app)}/dynos", range_="id ..; max=1000")
-            if failed is not None:
-                return failed
+        """How to tell whether a start request whose answer was lost started the dyno."""
+
+        def find() -> Dyno | None:
+            page = self._probe(f"/apps/{segment(app)}/dynos", range_="id ..; max=1000")
             for raw in page if isinstance(page, list) else []:
                 dyno = Dyno.from_api(raw)
                 if dyno.type == "run" and dyno.command == command and dyno.name not in existing:
-                    raise Applied(dyno)
+                    return dyno
             return None
 
-        return check
+        # A one-off dyno that already ended may be gone from the list: say where else to look.
+        where = f"`heroku ps -a {app}` and `heroku logs -a {app}`"
+        return Reconcile(find, f"a one-off dyno running {command[:60]!r}", where)
 
     def dyno_exit_status(
         self,

@@ -9,9 +9,14 @@
 - `RateLimit-Remaining` is read from every answer; below `rate_limit_floor` each further
   request first waits `refill_s` (Heroku refills about one token per 0.8 s), so a long
   deploy slows down before the account's pool runs dry instead of hitting a 429 storm.
-- A mutation whose answer may have been lost (a dropped connection, a timeout, a 5xx) is
-  not blindly sent again: before every retry a `reconcile` check asks the API whether the
-  earlier attempt took effect, and if so returns what it made (see releases.py, dynos.py).
+- A mutation that is not idempotent (a container release, a rollback, a one-off dyno) is
+  sent again only when the API certainly did not act on it: the connection was never made
+  (refused, connect timeout, no free connection), or the API answered 429 or 503 (refused
+  before processing). After any other failure (a read timeout, a connection dropped after
+  the request went out, another 5xx) the request may still be running on Heroku's side, so
+  it is never sent again: a bounded `Reconcile` look (`reconcile_checks` looks within
+  `reconcile_s`) adopts what it made if that appears, and otherwise the call fails with
+  `HerokuOutcomeUnknown`, saying what to check (see releases.py, dynos.py).
 - List endpoints are read with the `Range` header, following `Next-Range` on 206 answers,
   for a bounded number of pages.
 - Streams (release output, log sessions) are read within a deadline, never with the API
@@ -25,13 +30,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 import httpx
 
 from gonogo.closing import OwnsHttpClient
-from gonogo.heroku.models import HerokuError, HerokuUnavailable, StreamResult
+from gonogo.heroku.models import (
+    HerokuError,
+    HerokuOutcomeUnknown,
+    HerokuUnavailable,
+    StreamResult,
+)
 from gonogo.retry import RemoteError, call_with_retry
 
 __all__ = [
@@ -50,18 +60,57 @@ MAX_PAGE = 1000  # the API's largest page (its default is 200)
 _MESSAGE_LIMIT = 300
 _LINE_LIMIT = 64 * 1024  # a stream "line" longer than this is cut: a bounded buffer
 
-# Called before each retry of a mutation: None = the earlier attempt did not take effect
-# (send again); a Response = the check itself failed and that answer stands for the attempt
-# (the retry policy decides); raising `Applied` = it did take effect, here is the result.
-Reconcile = Callable[[], httpx.Response | None]
+# Transport failures raised before any byte of the request reached the server: the only
+# ones after which a mutation may be sent again.
+_NOT_SENT: tuple[type[httpx.TransportError], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.ProxyError,
+    httpx.UnsupportedProtocol,
+)
+# Answers meaning the API turned the request away before acting on it (rate limited, or
+# the service not taking requests). A 500, 502 or 504 may come after the work was done.
+_NOT_PROCESSED = frozenset({429, 503})
+_CAUSE_LIMIT = 60
+_UNKNOWN_LIMIT = 500  # what to check must survive: a longer cut than other messages
+
+
+@dataclass(frozen=True)
+class Reconcile:
+    """How to tell whether a mutation whose answer was lost took effect.
+
+    `find` looks once: what the mutation made, or None when that is not (yet) there; it may
+    raise HerokuError or an httpx error when the look itself fails. `effect` names what is
+    looked for ("a release of web (0123456789ab)"), `check` where a person looks
+    ("`heroku releases -a acme`"); both go into the message when nothing is found.
+    """
+
+    find: Callable[[], object | None]
+    effect: str
+    check: str
 
 
 class Applied(Exception):  # a signal for the caller, not an error to report
-    """Raised by a reconcile check: an earlier attempt of the mutation took effect."""
+    """Raised by `_request`: the mutation took effect although its answer was lost."""
 
     def __init__(self, value: object) -> None:
         super().__init__("applied")
         self.value = value
+
+
+class _Unanswered(Exception):
+    """A mutation was sent and may have been acted on, but no usable answer came back."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+def _cause(exc: httpx.TransportError) -> str:
+    detail = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {detail[0]}" if detail and detail[0] else type(exc).__name__
+    return text if len(text) <= _CAUSE_LIMIT else text[: _CAUSE_LIMIT - 1] + "…"
 
 
 def _loopback(url: httpx.URL) -> bool:
@@ -78,7 +127,7 @@ class Counters:
     requests: int = 0
     retries: int = 0
     paced: int = 0  # requests delayed because RateLimit-Remaining was low
-    reconciled: int = 0  # mutations found already applied instead of being sent again
+    reconciled: int = 0  # mutations whose lost answer was replaced by finding their effect
 
 
 class HerokuHttp(OwnsHttpClient):
@@ -100,6 +149,8 @@ class HerokuHttp(OwnsHttpClient):
         stream_idle_s: float = 30.0,
         poll_s: float = 1.0,
         max_pages: int = 50,
+        reconcile_s: float | None = None,
+        reconcile_checks: int = 8,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -130,6 +181,10 @@ class HerokuHttp(OwnsHttpClient):
         self.stream_idle_s = stream_idle_s
         self.poll_s = poll_s
         self.max_pages = max_pages
+        # A request cut off by our timeout may still be running on Heroku's side; its effect
+        # is looked for about as long again as it was given, twice over.
+        self.reconcile_s = 2 * timeout_s if reconcile_s is None else reconcile_s
+        self.reconcile_checks = max(1, reconcile_checks)
         self._sleep = sleep
         self._clock = clock
         self.rate_limit_remaining: int | None = None
@@ -148,10 +203,10 @@ class HerokuHttp(OwnsHttpClient):
     def host(self) -> str:
         return self._base.host
 
-    def _clean(self, text: str) -> str:
+    def _clean(self, text: str, limit: int = _MESSAGE_LIMIT) -> str:
         """One line, bounded, the key blanked (a server or a proxy may echo a request)."""
         text = " ".join(text.replace(self._key, "<redacted>").split())
-        return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
+        return text if len(text) <= limit else text[: limit - 1] + "…"
 
     def _error(
         self, text: str, *, status: int | None = None, error_id: str | None = None
@@ -250,8 +305,9 @@ class HerokuHttp(OwnsHttpClient):
     ) -> httpx.Response:
         """`method path` under the retry policy; HerokuError for any answer >= 400.
 
-        Raises `Applied` (from `reconcile`) when a retried mutation turns out to have
-        taken effect already.
+        With `reconcile` (a mutation that is not idempotent), only failures that prove the
+        request was not acted on are retried. After any other failure it is never sent
+        again: `Applied` is raised when its effect is found, `HerokuOutcomeUnknown` when not.
         """
         what = f"{method} {path}"
         budget = self.deadline_s if deadline_s is None else deadline_s
@@ -261,13 +317,18 @@ class HerokuHttp(OwnsHttpClient):
         def once() -> httpx.Response:
             nonlocal made
             made += 1
-            if made > 1 and reconcile is not None:
-                checked = reconcile()
-                if checked is not None:
-                    return checked
-            return self._send_once(
-                method, path, body=body, accept=accept, range_=range_, deadline=deadline
-            )
+            try:
+                response = self._send_once(
+                    method, path, body=body, accept=accept, range_=range_, deadline=deadline
+                )
+            except httpx.TransportError as exc:
+                if reconcile is not None and not isinstance(exc, _NOT_SENT):
+                    raise _Unanswered(f"no answer ({_cause(exc)})") from None
+                raise
+            status = response.status_code
+            if reconcile is not None and status >= 500 and status not in _NOT_PROCESSED:
+                raise _Unanswered(f"answer {status}, which does not say whether it was done")
+            return response
 
         try:
             response = call_with_retry(
@@ -280,6 +341,9 @@ class HerokuHttp(OwnsHttpClient):
                 clock=self._clock,
                 host=self.host,
             )
+        except _Unanswered as lost:
+            assert reconcile is not None
+            self._reconcile(what, reconcile, lost.cause)
         except RemoteError as exc:
             raise HerokuUnavailable(
                 self._clean(f"heroku API unavailable ({what}): {exc.message}"), status=exc.status
@@ -292,20 +356,49 @@ class HerokuHttp(OwnsHttpClient):
             raise self._api_error(response, what)
         return response
 
-    def _probe(self, path: str, *, range_: str | None = None) -> tuple[httpx.Response | None, Any]:
-        """One GET for a reconcile check, outside the retry policy (it runs inside it).
+    def _reconcile(self, what: str, reconcile: Reconcile, cause: str) -> NoReturn:
+        """Look for the effect of a mutation whose answer was lost, a bounded number of
+        times within `reconcile_s`: `Applied` when found, else `HerokuOutcomeUnknown`.
 
-        Returns (the answer, None) when the answer is retryable (429, 5xx): the policy
-        decides what to do with it; (None, JSON) otherwise. Other 4xx raise HerokuError.
+        Never sends the mutation again: an attempt cut off by our timeout may still be
+        running on Heroku's side, and a second one would then be applied as well.
         """
+        window = self.reconcile_s
+        until = self._clock() + window
+        pause = window / max(1, self.reconcile_checks - 1)
+        looked = 0
+        trouble = ""
+        for _ in range(self.reconcile_checks):
+            looked += 1
+            try:
+                found = reconcile.find()
+            except (HerokuError, httpx.HTTPError) as exc:  # this look failed; the next may not
+                found = None
+                trouble = f"; the last look failed: {str(exc)[:_CAUSE_LIMIT]}"
+            if found is not None:
+                raise Applied(found)
+            if looked >= self.reconcile_checks or self._clock() >= until:
+                break
+            self._pause_until(pause, until)
+        raise HerokuOutcomeUnknown(
+            self._clean(
+                # The trouble goes last: a message cut to length keeps what to check.
+                f"heroku API ({what}): {cause}; {reconcile.effect} did not appear within "
+                f"{window:g}s ({looked} looks), so whether it was done is unknown; it was not "
+                f"sent again. Check {reconcile.check}{trouble}",
+                _UNKNOWN_LIMIT,
+            )
+        )
+
+    def _probe(self, path: str, *, range_: str | None = None) -> Any:
+        """One GET for a reconcile look, outside the retry policy (the look is repeated by
+        `_reconcile`). HerokuError for any answer >= 400; httpx errors are not caught."""
         what = f"GET {path}"
         deadline = self._clock() + self.timeout_s
         response = self._send_once("GET", path, range_=range_, deadline=deadline)
-        if response.status_code == 429 or response.status_code >= 500:
-            return response, None
         if response.status_code >= 400:
             raise self._api_error(response, what)
-        return None, self._json(response, what)
+        return self._json(response, what)
 
     def _json(self, response: httpx.Response, what: str) -> Any:
         try:

@@ -22,6 +22,7 @@ __all__ = [
     "Feature",
     "FormationEntry",
     "HerokuError",
+    "HerokuOutcomeUnknown",
     "HerokuUnavailable",
     "Release",
     "StreamResult",
@@ -61,6 +62,12 @@ class HerokuError(GonogoError):
 
 class HerokuUnavailable(HerokuError):
     """The API could not be reached, timed out, or kept answering 429/5xx until the deadline."""
+
+
+class HerokuOutcomeUnknown(HerokuUnavailable):
+    """A change (release, rollback, one-off dyno) was sent, no answer came back, and its
+    effect did not show up in time: it may or may not have been made, and it was not sent
+    again. The message says what to check before trying again."""
 
 
 def short_image_id(image_id: str) -> str:
@@ -117,6 +124,8 @@ class App:
     web_url: str | None
     maintenance: bool
     released_at: str | None
+    # What the next release runs on: `heroku stack:set` changes it, `stack` follows on release.
+    build_stack: str | None = None
 
     @classmethod
     def from_api(cls, raw: Any) -> App:
@@ -129,7 +138,15 @@ class App:
             web_url=_optional(obj, "app", "web_url", str),
             maintenance=bool(obj.get("maintenance", False)),
             released_at=_optional(obj, "app", "released_at", str),
+            build_stack=_name_of(obj, "app", "build_stack"),
         )
+
+    @property
+    def runs_images(self) -> bool | None:
+        """Whether a container release can run here (the container stack, now or from the
+        next release on); None when the API did not say."""
+        stacks = {s for s in (self.stack, self.build_stack) if s}
+        return "container" in stacks if stacks else None
 
 
 @dataclass(frozen=True)

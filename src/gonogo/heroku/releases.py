@@ -7,9 +7,10 @@
   newest release above the version that was newest before, whose description names the
   images ("Deployed web (0123456789ab)").
 - Neither that PATCH nor a rollback (`POST /apps/{app}/releases {"release": id}`) is
-  idempotent, so a retry is preceded by the same lookup: if the lost attempt made the
-  release, that release is returned and nothing is sent again. A retried deploy never
-  makes two releases.
+  idempotent. Each is sent again only when the API certainly did not act on it (see
+  http.py); when its answer is lost, the release list is looked at instead (a bounded
+  number of times): the release it made is adopted, or the call fails with
+  `HerokuOutcomeUnknown` naming `heroku releases -a APP`. A deploy never makes two releases.
 - Following a release reads its `output_stream_url` (release phase output, text/plain,
   resumable with `Range: bytes=N-` after a disconnect) and polls the release until its
   status is no longer `pending`, within a deadline.
@@ -22,10 +23,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
-import httpx
-
 from gonogo.heroku.http import DOCKER_RELEASES_ACCEPT, Applied, HerokuHttp, Reconcile, segment
-from gonogo.heroku.models import ConfigVarDiff, HerokuError, Release, short_image_id
+from gonogo.heroku.models import (
+    ConfigVarDiff,
+    HerokuError,
+    HerokuOutcomeUnknown,
+    Release,
+    short_image_id,
+)
 
 __all__ = ["ReleaseOps"]
 
@@ -84,21 +89,32 @@ class ReleaseOps(HerokuHttp):
             return release.has_images(images)
 
         updates = [{"type": t, "docker_image": i} for t, i in sorted(images.items())]
+        shown = ", ".join(f"{t} ({short_image_id(i)})" for t, i in sorted(images.items()))
         try:
             self._request(
                 "PATCH",
                 path,
                 body={"updates": updates},
                 accept=DOCKER_RELEASES_ACCEPT,
-                reconcile=self._find_release(app, before, ours),
+                reconcile=self._find_release(app, before, ours, f"a release of {shown}"),
             )
         except Applied as applied:
             return self._adopted(applied)
-        made = self._await_release(app, before, ours)
+        # The PATCH was accepted: from here on a failure leaves the release made but unknown.
+        try:
+            made = self._await_release(app, before, ours)
+        except HerokuError as exc:
+            raise self._unknown(
+                app,
+                f"PATCH {path}",
+                f"the formation was updated, but reading the release failed: {exc}",
+            ) from None
         if made is None:
-            raise self._error(
-                f"heroku API (PATCH {path}): the formation was updated but no release for "
-                f"these images appeared within {self.deadline_s:g}s"
+            raise self._unknown(
+                app,
+                f"PATCH {path}",
+                f"the formation was updated but no release of {shown} appeared within "
+                f"{self.deadline_s:g}s",
             )
         return made
 
@@ -117,11 +133,22 @@ class ReleaseOps(HerokuHttp):
                 "POST",
                 path,
                 body={"release": target.id},
-                reconcile=self._find_release(app, before, ours),
+                reconcile=self._find_release(app, before, ours, f"a release {expected!r}"),
             )
         except Applied as applied:
             return self._adopted(applied)
-        return Release.from_api(self._json(response, f"POST {path}"))
+        try:
+            return Release.from_api(self._json(response, f"POST {path}"))
+        except HerokuError as exc:  # it answered 2xx: the rollback release was made
+            raise self._unknown(app, f"POST {path}", f"made, but {exc}") from None
+
+    def _unknown(self, app: str, what: str, detail: str) -> HerokuOutcomeUnknown:
+        return HerokuOutcomeUnknown(
+            self._clean(
+                f"heroku API ({what}): {detail}; check `heroku releases -a {app}` before "
+                "trying again"
+            )
+        )
 
     def _adopted(self, applied: Applied) -> Release:
         if not isinstance(applied.value, Release):
@@ -129,22 +156,19 @@ class ReleaseOps(HerokuHttp):
         self.counters.reconciled += 1
         return applied.value
 
-    def _find_release(self, app: str, before: int, ours: Callable[[Release], bool]) -> Reconcile:
-        """A reconcile check: did an earlier attempt already make the release?"""
+    def _find_release(
+        self, app: str, before: int, ours: Callable[[Release], bool], effect: str
+    ) -> Reconcile:
+        """How to tell whether a release request whose answer was lost made its release."""
         path = f"/apps/{segment(app)}/releases"
 
-        def check() -> httpx.Response | None:
-            failed, page = self._probe(path, range_=f"version ..; max={_RECENT}, order=desc")
-            if failed is not None:
-                return failed
+        def find() -> Release | None:
+            page = self._probe(path, range_=f"version ..; max={_RECENT}, order=desc")
             if not isinstance(page, list):
                 raise self._error(f"heroku API (GET {path}): the answer is not a JSON list")
-            made = _made_since([Release.from_api(r) for r in page], before, ours)
-            if made is not None:
-                raise Applied(made)
-            return None
+            return _made_since([Release.from_api(r) for r in page], before, ours)
 
-        return check
+        return Reconcile(find, effect, f"`heroku releases -a {app}`")
 
     def _await_release(
         self, app: str, before: int, ours: Callable[[Release], bool]

@@ -56,6 +56,12 @@ class RecentLogs:
 class Provider(Protocol):
     name: str
 
+    def preflight(self, env: str) -> object:
+        """Check that the platform will answer for env (credentials, the app exists and can
+        run what gonogo releases) before any gate, build or push: a one-line GonogoError
+        naming what to fix otherwise. Cheap to call again: the verdict is kept."""
+        ...
+
     def plan_deploy(self, intent: DeployIntent) -> Plan: ...
 
     def plan_activate(self, intent: ActivateIntent) -> Plan: ...
@@ -86,5 +92,11 @@ class Provider(Protocol):
         ...
 
     def status(self, env: str) -> EnvStatus: ...
+
+    def platform_releases(self, env: str, limit: int) -> list[dict[str, Any]] | None:
+        """The platform's own releases, newest first, each mapped to the ledger release it
+        runs (`ledger`, `sha`; None for one gonogo did not make); None where the platform
+        keeps no releases of its own (the local provider: the ledger is the only record)."""
+        ...
 
     def stop(self, env: str) -> str: ...

@@ -22,6 +22,12 @@ the config var names that differ are shown and recorded first (never their value
 
 Migrations run in detached one-off dynos (heroku_db.py); plans are data built from the
 ledger and the configuration (heroku_release.py performs them).
+
+Every entry point that talks to the API first runs `preflight(env)`: one GET of the app per
+command, so a refused key, a missing or forbidden app, or an app not on the container stack
+is a one-line usage error (exit 1) before anything is built, pushed or released, instead of
+surfacing later as a gate refusal or a failed push. Gates that swallow errors (the release
+phase, the database revision) see the same message; planning then raises it.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from gonogo.providers.heroku_site import (
 if TYPE_CHECKING:
     from gonogo.context import Context
     from gonogo.executor import Run
+    from gonogo.heroku import App
     from gonogo.ledger.store import ReleaseRow
     from gonogo.migrations.pending import MigrationTarget
 
@@ -63,15 +70,30 @@ class HerokuProvider:
         self._web_urls: dict[str, str] = {}
         # (env, ledger version) -> the Heroku version `--to` asked for (resolve_release).
         self._pinned: dict[tuple[str, int], int] = {}
+        # env -> the preflight's verdict: the app, None (no verdict), or the error to repeat.
+        self._preflight: dict[str, App | GonogoError | None] = {}
 
     def site(self, env: str) -> Site:
         return Site(self.ctx, env)
 
+    def preflight(self, env: str) -> Site:
+        """The environment's Site once its app passed the preflight (heroku_site.Site.
+        preflight), asked once per command; the same one-line GonogoError every time if not."""
+        site = self.site(env)
+        if env not in self._preflight:
+            try:
+                self._preflight[env] = site.preflight()
+            except GonogoError as exc:
+                self._preflight[env] = exc
+        verdict = self._preflight[env]
+        if isinstance(verdict, GonogoError):
+            raise GonogoError(verdict.message)
+        return site
+
     # -- planning ------------------------------------------------------------------------
 
     def plan_deploy(self, intent: DeployIntent) -> Plan:
-        site = self.site(intent.env)
-        site.api_key()  # a missing key is a one-line error before anything runs
+        site = self.preflight(intent.env)  # before any image is built or pushed
         settings = site.settings
         types = list(settings.process_types)
         where = ", ".join(f"{settings.registry}/{site.repository(t)}" for t in types)
@@ -133,7 +155,7 @@ class HerokuProvider:
 
         Reads the API to say which config var names change (names only)."""
         env, target = intent.env, intent.target
-        site = self.site(env)
+        site = self.preflight(env)
         version = self._pinned.get((env, target.version)) or heroku_version_of(target)
         if version is None:
             raise GonogoError(
@@ -170,7 +192,7 @@ class HerokuProvider:
         """`--to vNNN` for a Heroku environment: Heroku's release NNN, as the ledger
         release it runs. Rolling back then copies exactly Heroku's release NNN."""
         wanted = parse_version(text)
-        site = self.site(env)
+        site = self.preflight(env)
         with site.api() as api:
             releases = api.releases(site.app, limit=1000)
         found = next((r for r in releases if r.version == wanted), None)
@@ -193,7 +215,7 @@ class HerokuProvider:
         return row
 
     def migration_target(self, env: str, release: ReleaseRow) -> MigrationTarget:
-        site = self.site(env)
+        site = self.preflight(env)
         return heroku_db.migration_target(site, release, self.database_url(env))
 
     def plan_migrate(self, env: str, release: ReleaseRow) -> Plan:
@@ -247,6 +269,7 @@ class HerokuProvider:
 
     def _check_live(self, site: Site, release: ReleaseRow) -> None:
         """A one-off dyno runs Heroku's current release: it must be `release`'s image."""
+        self.preflight(site.env)
         with site.api() as api:
             current = api.current_release(site.app)
             releases = api.releases(site.app, limit=200) if current is not None else []
@@ -275,7 +298,7 @@ class HerokuProvider:
 
     def database_url(self, env: str) -> str:
         if env not in self._database_urls:
-            self._database_urls[env] = heroku_db.fetch_database_url(self.site(env))
+            self._database_urls[env] = heroku_db.fetch_database_url(self.preflight(env))
         return self._database_urls[env]
 
     def database_revisions(self, env: str) -> list[str]:
@@ -289,9 +312,13 @@ class HerokuProvider:
             return configured.rstrip("/")
         if env not in self._web_urls:
             site = self.site(env)
+            checked = self._preflight.get(env)
             try:
-                with site.api() as api:
-                    web_url = api.app(site.app).web_url
+                if checked is not None and not isinstance(checked, GonogoError):
+                    web_url = checked.web_url  # the preflight read the app already
+                else:
+                    with site.api() as api:
+                        web_url = api.app(site.app).web_url
             except GonogoError:
                 web_url = None
             self._web_urls[env] = (web_url or f"https://{site.app}.herokuapp.com").rstrip("/")
@@ -301,22 +328,30 @@ class HerokuProvider:
         return None  # dynos restart on their own; the probes tell whether they answer
 
     def recent_logs(self, env: str, lines: int) -> RecentLogs:
-        return heroku_observe.recent_logs(self.site(env), lines)
+        return heroku_observe.recent_logs(self.preflight(env), lines)
 
     def release_phase(self, env: str) -> ReleasePhase:
         """What the app's release phase runs (the migrations-explicit gate's Heroku half)."""
-        return heroku_observe.release_phase(self.site(env))
+        return heroku_observe.release_phase(self.preflight(env))
 
     def verify_context(self, env: str, release: ReleaseRow) -> dict[str, str]:
         """What probes and certify may read about the live Heroku release."""
         return heroku_observe.verify_context(self.site(env), release)
 
     def status(self, env: str) -> EnvStatus:
-        return heroku_observe.status(self.site(env), self.base_url(env))
+        try:
+            site = self.preflight(env)
+        except GonogoError as exc:  # status reports every environment; one bad key is a line
+            url = self.ctx.env(env).url
+            return EnvStatus(env, running=False, url=url, detail={"error": exc.message})
+        return heroku_observe.status(site, self.base_url(env))
+
+    def platform_releases(self, env: str, limit: int) -> list[dict[str, Any]] | None:
+        return self.heroku_releases(env, limit)
 
     def heroku_releases(self, env: str, limit: int = 20) -> list[dict[str, Any]]:
         """Heroku's releases, newest first, each with the ledger release it runs."""
-        return heroku_observe.heroku_releases(self.site(env), limit)
+        return heroku_observe.heroku_releases(self.preflight(env), limit)
 
     def stop(self, env: str) -> str:
         return heroku_observe.stop(self.site(env))

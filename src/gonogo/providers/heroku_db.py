@@ -172,11 +172,19 @@ def run_in_dyno(site: Site, params: dict[str, Any], run: Run, database_url: str)
 
                 status = api.dyno_exit_status(site.app, dyno, deadline_s=timeout, on_line=on_line)
         except GonogoError as exc:
-            problem = (
-                f"unknown exit status: {exc.message}"
-                if dyno
-                else f"the dyno did not start: {exc.message}"
-            )
+            from gonogo.heroku import HerokuOutcomeUnknown
+
+            if dyno:
+                problem = f"unknown exit status: {exc.message}"
+            elif isinstance(exc, HerokuOutcomeUnknown):
+                # It may be running now: starting another would run the migration twice.
+                problem = (
+                    "whether the one-off dyno started is unknown (it was not started twice): "
+                    f"{exc.message}; then `gonogo migrate {site.env} status` before applying "
+                    "again"
+                )
+            else:
+                problem = f"the dyno did not start: {exc.message}"
         if status is None and problem is None:
             problem = (
                 f"unknown exit status: no 'Process exited' line for {dyno} within "

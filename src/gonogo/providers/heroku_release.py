@@ -154,7 +154,7 @@ def push(site: Site, session: Session, params: dict[str, Any], run: Run) -> dict
 
 def release(site: Site, session: Session, params: dict[str, Any], run: Run) -> dict[str, Any]:
     """Make the Heroku release and record it in the ledger as pending."""
-    from gonogo.heroku import HerokuError
+    from gonogo.heroku import HerokuOutcomeUnknown
 
     artifact = session.artifacts[site.env]
     image_id = _amd64(artifact).image_id
@@ -164,11 +164,12 @@ def release(site: Site, session: Session, params: dict[str, Any], run: Run) -> d
             made = api.create_container_release(site.app, images)
             counters = api.counters
     except GonogoError as exc:
-        status = exc.status if isinstance(exc, HerokuError) else 400
+        # The client sends the release again only when Heroku certainly did not act on it,
+        # and says so (HerokuOutcomeUnknown) whenever it may have: anything else made none.
         state = (
-            "Whether Heroku made a release is unknown: check `gonogo status "
-            f"{site.env}` before deploying again."
-            if status is None or status >= 500
+            "Whether Heroku made a release is unknown (it was not requested twice): check "
+            f"`gonogo status {site.env}` before deploying again."
+            if isinstance(exc, HerokuOutcomeUnknown)
             else "No release was made; the app runs what it ran before."
         )
         raise step_failed(

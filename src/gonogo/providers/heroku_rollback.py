@@ -132,12 +132,15 @@ def rollback(site: Site, session: Session, params: dict[str, Any], run: Run) -> 
             )
             made = api.rollback(site.app, target)
     except GonogoError as exc:
-        raise step_failed(
-            site,
-            f"the rollback to Heroku release v{target}",
-            exc,
-            f"Check `gonogo status {site.env}`: the app may still run what it ran before.",
-        ) from None
+        from gonogo.heroku import HerokuOutcomeUnknown
+
+        state = (
+            "Whether Heroku made the rollback release is unknown (it was not requested "
+            f"twice): check `gonogo status {site.env}` before trying again."
+            if isinstance(exc, HerokuOutcomeUnknown)
+            else "No rollback release was made; the app runs what it ran before."
+        )
+        raise step_failed(site, f"the rollback to Heroku release v{target}", exc, state) from None
     session.made[site.env] = made
     return {
         "heroku_version": made.version,

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from gonogo.config.schema import HerokuSettings
     from gonogo.context import Context
     from gonogo.executor import Run
-    from gonogo.heroku import HerokuClient, Release
+    from gonogo.heroku import App, HerokuClient, Release
     from gonogo.images.registry import RegistryClient
     from gonogo.ledger.store import ReleaseRow
 
@@ -77,6 +77,56 @@ class Site:
             attempts=ATTEMPTS,
             poll_s=POLL_S,
         )
+
+    def preflight(self) -> App | None:
+        """GET the app once, before a command builds, pushes or changes anything.
+
+        A refused key (401), an app that does not exist or that the key cannot see (404),
+        a key without access to it (403) and an app not on the container stack are each a
+        one-line GonogoError naming the app and what to do (never the key). None when the
+        API gave no verdict (unreachable, rate limited, an odd answer): the calls that
+        follow meet and report that themselves.
+        """
+        from gonogo.heroku import HerokuError, HerokuUnavailable
+
+        with self.api() as api:
+            try:
+                app = api.app(self.app)
+            except HerokuUnavailable:
+                return None
+            except HerokuError as exc:
+                problem = self._refusal(exc.status)
+                if problem is None:
+                    return None
+                raise GonogoError(problem) from None
+        if app.runs_images is False:
+            raise GonogoError(
+                f"heroku: app {self.app} (environment {self.env}) is on stack "
+                f"{app.stack or app.build_stack}, not container, so it cannot run gonogo's "
+                f"images: `heroku stack:set container -a {self.app}`"
+            )
+        return app
+
+    def _refusal(self, status: int | None) -> str | None:
+        app, env, key = self.app, self.env, self.key_name
+        if status == 401:
+            return (
+                f"heroku: the API key in {key} was refused for app {app} (environment {env}; "
+                f"401 unauthorized): set a valid key in {key}, e.g. from `heroku auth:token`"
+            )
+        if status == 403:
+            return (
+                f"heroku: the API key in {key} has no access to app {app} (environment "
+                f"{env}; 403 forbidden): use the key of an account with access to {app} "
+                f"(`heroku access -a {app}` lists who has it)"
+            )
+        if status == 404:
+            return (
+                f"heroku: app {app} (environment {env}) does not exist or the API key in "
+                f"{key} cannot see it (404 not_found): check environments.{env}.app in "
+                f"{self.ctx.config_path.name}; `heroku apps` lists the apps the key can see"
+            )
+        return None
 
     def registry(self) -> RegistryClient:
         """A client for the container registry: user `_`, password the API key."""

@@ -451,6 +451,12 @@ class LocalProvider:
 
     # -- observing ---------------------------------------------------------------------
 
+    def preflight(self, env: str) -> None:
+        return None  # a folder and a process on this machine: nothing remote to ask
+
+    def platform_releases(self, env: str, limit: int) -> list[dict[str, Any]] | None:
+        return None  # the releases folder is the ledger's; there is nothing else to map
+
     def recent_logs(self, env: str, lines: int) -> RecentLogs:
         """The last ``lines`` lines of the live release's log, ``logs/vN.log``."""
         release = self.ctx.ledger.live_release(env)
