@@ -123,6 +123,19 @@ def render(template: str, context: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(sub, template)
 
 
+def config_var_names(verify: Verify) -> set[str]:
+    """The NAMEs of `{vars.NAME}` placeholders in the probes' expected values: the config
+    vars verification must read, and the only ones it reads."""
+    names: set[str] = set()
+    for probe in verify.probes:
+        for expected in probe.json_fields.values():
+            if isinstance(expected, str):
+                for m in _PLACEHOLDER.finditer(expected):
+                    if m.group(1) and m.group(1).startswith("vars."):
+                        names.add(m.group(1).removeprefix("vars."))
+    return names
+
+
 _MISSING = object()
 
 

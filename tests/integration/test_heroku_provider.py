@@ -410,6 +410,11 @@ def test_rollback_shows_config_var_names_never_values_and_makes_a_rollback_relea
             ("v1", None, False),
         ]
         assert listed[0]["sha"] == first and listed[0]["image"] == listed[3]["image"]
+        # Probes that name a config var read it from the live Heroku release (v5 copied
+        # v2's MODE back); only the names asked for, never DATABASE_URL with its password.
+        probe_context = provider.verify_context("staging", row, {"MODE", "NOT_SET"})
+        assert probe_context["vars.MODE"] == "a" and probe_context["heroku_release"] == "v5"
+        assert not [k for k in probe_context if k.startswith("vars.") and k != "vars.MODE"]
     finally:
         ctx.close()
 

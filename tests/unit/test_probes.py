@@ -960,3 +960,17 @@ def test_consecutive_passes_confirm_a_healthy_app(server: Server) -> None:
     assert result.ok
     assert result.rounds == 3
     assert "3 rounds in a row" in result.reason
+
+
+def test_config_var_names_are_the_vars_placeholders_of_expected_values() -> None:
+    from gonogo.config.schema import Probe, Verify
+    from gonogo.probes import config_var_names
+
+    verify = Verify(
+        probes=[
+            Probe(name="v", path="/v", json={"a": "{vars.APP_ENV}-{sha}", "n": 3}),
+            Probe(name="w", path="/w", json={"b": "{{vars.LITERAL}}", "c": "{vars.REGION}"}),
+            Probe(name="h", path="/h"),
+        ]
+    )
+    assert config_var_names(verify) == {"APP_ENV", "REGION"}

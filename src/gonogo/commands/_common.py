@@ -185,13 +185,17 @@ def verify_step(ctx: Context, env: str, version: int) -> Step:
 def verify_live(
     ctx: Context, run: Run, provider: Provider, env: str, release: ReleaseRow
 ) -> VerifyResult:
-    from gonogo.probes import verify_probes
+    from gonogo.probes import config_var_names, verify_probes
 
     verify = ctx.config.verify_for(env)
-    context = {"sha": release.sha, "env": env, "version": release.label}
+    wanted = config_var_names(verify)
+    # `{vars.NAME}`: the variables the release was given, unless the platform says what
+    # the running release really has (a Heroku config var changed since).
+    context = {f"vars.{k}": v for k, v in release.vars.items() if k in wanted}
     platform = getattr(provider, "verify_context", None)
-    if platform is not None:  # e.g. Heroku's release version, description and commit
-        context = {**platform(env, release), **context}
+    if platform is not None:  # e.g. Heroku's release version, description, commit, vars
+        context.update(platform(env, release, wanted))
+    context.update(sha=release.sha, env=env, version=release.label)
     result = verify_probes(provider.base_url(env), verify, context, alive=provider.alive_check(env))
     run.evidence.write_json(f"probes-{env}-{release.label}.json", result.to_dict())
     run.log(f"verify {env} {release.label}: {result.reason}")

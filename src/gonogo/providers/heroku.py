@@ -32,7 +32,7 @@ phase, the database revision) see the same message; planning then raises it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gonogo.errors import GonogoError, NoGo
@@ -334,9 +334,12 @@ class HerokuProvider:
         """What the app's release phase runs (the migrations-explicit gate's Heroku half)."""
         return heroku_observe.release_phase(self.preflight(env))
 
-    def verify_context(self, env: str, release: ReleaseRow) -> dict[str, str]:
-        """What probes and certify may read about the live Heroku release."""
-        return heroku_observe.verify_context(self.site(env), release)
+    def verify_context(
+        self, env: str, release: ReleaseRow, var_names: Collection[str] = ()
+    ) -> dict[str, str]:
+        """What probes and certify may read about the live Heroku release; of its config
+        vars, only `var_names` (those the probes name)."""
+        return heroku_observe.verify_context(self.site(env), release, var_names)
 
     def status(self, env: str) -> EnvStatus:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -79,15 +80,25 @@ def recent_logs(site: Site, lines: int) -> RecentLogs:
     return RecentLogs(source=source, lines=got[-wanted:])
 
 
-def verify_context(site: Site, release: ReleaseRow) -> dict[str, str]:
+def verify_context(
+    site: Site, release: ReleaseRow, var_names: Collection[str] = ()
+) -> dict[str, str]:
     try:
         with site.api() as api:
             current = api.current_release(site.app)
+            config = (
+                api.release_config_vars(site.app, current.id)
+                if current is not None and var_names
+                else {}
+            )
     except GonogoError:
         return {}
     if current is None:
         return {}
+    # Only what the probes name leaves this function: a config var is often a secret.
+    values = {f"vars.{name}": config[name] for name in var_names if name in config}
     return {
+        **values,
         "heroku_release": f"v{current.version}",
         "heroku_description": current.description,
         "heroku_commit": current.commit or release.sha,
