@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 from support import ledger_rows
 
-from buildah_env import require_buildah
 from gonogo.ledger.store import Ledger, ReleaseRow, now_iso
 from registry_server import (
     SKOPEO_BIN,
@@ -62,20 +61,6 @@ tags = [{tags}]
 platforms = [{platforms}]
 timeout = "5s"
 """
-
-
-@pytest.fixture(scope="module")
-def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A private buildah store for every CLI run of this module."""
-    require_buildah()
-    base = tmp_path_factory.mktemp("buildah-cli")
-    conf = base / "storage.conf"
-    conf.write_text(
-        f'[storage]\ndriver = "vfs"\ngraphroot = "{base / "root"}"\nrunroot = "{base / "run"}"\n'
-    )
-    yield conf
-    shutil.rmtree(base / "root", ignore_errors=True)
-    shutil.rmtree(base / "run", ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

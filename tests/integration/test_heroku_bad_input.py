@@ -20,7 +20,7 @@ from support import ledger_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fakes.heroku_api import API_KEY, FakeHeroku
-from fakes.heroku_server import FakeServer, serve_fakes
+from fakes.heroku_server import FakeServer
 from gonogo.ledger.store import Ledger, ReleaseRow, now_iso
 
 pytestmark = pytest.mark.integration
@@ -103,12 +103,6 @@ CASES = {
         ],
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def api_server() -> Iterator[FakeServer]:
-    with serve_fakes() as running:
-        yield running
 
 
 @dataclass

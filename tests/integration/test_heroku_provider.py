@@ -10,7 +10,6 @@ app under uvicorn with the SHA of the image Heroku runs (see tests/heroku_env.py
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -22,9 +21,8 @@ import pytest
 from support import ledger_rows, revision_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from buildah_env import require_buildah
 from fakes.heroku_api import API_KEY, DOCKER_VARIANT, DynoScript, ReleaseScript
-from fakes.heroku_server import FakeServer, serve_fakes
+from fakes.heroku_server import FakeServer
 from heroku_env import HerokuFake, Registry, WebDynos, web_dynos
 from pg_server import PgServer
 from registry_server import RegistryServer
@@ -73,29 +71,10 @@ heroku = {{ {settings} }}
 
 
 @pytest.fixture(scope="module")
-def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    require_buildah()
-    base = tmp_path_factory.mktemp("buildah-heroku")
-    conf = base / "storage.conf"
-    conf.write_text(
-        f'[storage]\ndriver = "vfs"\ngraphroot = "{base / "root"}"\nrunroot = "{base / "run"}"\n'
-    )
-    yield conf
-    shutil.rmtree(base / "root", ignore_errors=True)
-    shutil.rmtree(base / "run", ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
 def registry() -> Iterator[RegistryServer]:
     server = RegistryServer.start(user="_", password=API_KEY)
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def api_server() -> Iterator[FakeServer]:
-    with serve_fakes() as running:
-        yield running
 
 
 @dataclass

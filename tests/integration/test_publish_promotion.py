@@ -22,9 +22,8 @@ import pytest
 from support import ledger_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from buildah_env import require_buildah
 from fakes.heroku_api import API_KEY
-from fakes.heroku_server import FakeServer, serve_fakes
+from fakes.heroku_server import FakeServer
 from heroku_env import HerokuFake, Registry, web_dynos
 from registry_server import RegistryServer, skopeo_inspect
 
@@ -75,30 +74,11 @@ heroku = {{ {settings} }}
 
 
 @pytest.fixture(scope="module")
-def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    require_buildah()
-    base = tmp_path_factory.mktemp("buildah-promotion")
-    conf = base / "storage.conf"
-    conf.write_text(
-        f'[storage]\ndriver = "vfs"\ngraphroot = "{base / "root"}"\nrunroot = "{base / "run"}"\n'
-    )
-    yield conf
-    shutil.rmtree(base / "root", ignore_errors=True)
-    shutil.rmtree(base / "run", ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
 def registry() -> Iterator[RegistryServer]:
     """Heroku's registry (user `_`, the API key) and the publish target, in one server."""
     server = RegistryServer.start(user="_", password=API_KEY)
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def api_server() -> Iterator[FakeServer]:
-    with serve_fakes() as running:
-        yield running
 
 
 @dataclass
