@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -176,3 +177,28 @@ def pg_server() -> Iterator[PgServer]:
 def pg_url(pg_server: PgServer) -> str:
     """A fresh, empty PostgreSQL database of its own for one test."""
     return pg_server.url(pg_server.create_database())
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private buildah store (its storage.conf) for every CLI run of one test module."""
+    from buildah_env import require_buildah
+
+    require_buildah()
+    base = tmp_path_factory.mktemp("buildah")
+    conf = base / "storage.conf"
+    conf.write_text(
+        f'[storage]\ndriver = "vfs"\ngraphroot = "{base / "root"}"\nrunroot = "{base / "run"}"\n'
+    )
+    yield conf
+    shutil.rmtree(base / "root", ignore_errors=True)
+    shutil.rmtree(base / "run", ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def api_server() -> Iterator[Any]:
+    """The fake Heroku Platform API on 127.0.0.1 (a FakeServer), one per test module."""
+    from fakes.heroku_server import serve_fakes
+
+    with serve_fakes() as running:
+        yield running
