@@ -48,7 +48,9 @@ def test_production_applies_what_staging_ran_in_several_applies(project: Any) ->
     assert len(by_env["production"]) == 4 and all(by_env["production"].values())
 
 
-def test_a_revision_staging_never_ran_is_refused_and_cannot_be_overridden(project: Any) -> None:
+def test_a_revision_staging_never_ran_is_refused_and_only_that_can_be_overridden(
+    project: Any,
+) -> None:
     project.gonogo("deploy", "staging", check=0)
     migrate(project, "staging")  # base -> 0003 only
     add_index_revision(project)  # deployed (and verified) on staging, not migrated there
@@ -56,22 +58,27 @@ def test_a_revision_staging_never_ran_is_refused_and_cannot_be_overridden(projec
 
     refused = migrate(project, "production", check=2)
     message = refused.stderr.strip()
-    assert "migration-approved" in message and "0004_index_title never ran on staging" in message
-    assert "0003_create_audit_log" not in message.split("but", 1)[1].split(";")[0]
+    assert "migration-tested-upstream" in message
+    assert "0004_index_title never ran on staging" in message
+    assert "0003_create_audit_log" not in message.split(":", 2)[2].split(";")[0]
     assert ledger_rows(project, "SELECT * FROM migrations WHERE env = 'production'") == []
 
-    override = project.gonogo(
+    # The approval can never be overridden; the upstream test only with a recorded reason.
+    unapproved = project.gonogo(
         "migrate", "production", "apply", "--override", "migration-approved",
         "--reason", "in a hurry", env=GUARD, check=1,
     )
-    assert "migration-approved: this gate cannot be overridden" in override.stderr
-    assert "Traceback" not in override.stderr
+    assert "migration-approved: this gate cannot be overridden" in unapproved.stderr
+    assert "Traceback" not in unapproved.stderr
     assert ledger_rows(project, "SELECT * FROM migrations WHERE env = 'production'") == []
 
-    # Once staging has run 0004, production may apply all four revisions.
-    migrate(project, "staging")
-    migrate(project, "production")
+    project.gonogo(
+        "migrate", "production", "apply", "--override", "migration-tested-upstream",
+        "--reason", "index only, staging copy restored from backup", env=GUARD, check=0,
+    )
     done = ledger_rows(
         project, "SELECT to_revision FROM migrations WHERE env = 'production' AND status = 'ok'"
     )
     assert [r["to_revision"] for r in done][-1] == "0004_index_title" and len(done) == 4
+    (override,) = ledger_rows(project, "SELECT * FROM events WHERE kind = 'gate.override'")
+    assert "migration-tested-upstream" in override["payload"]

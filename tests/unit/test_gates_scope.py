@@ -368,8 +368,9 @@ def test_migration_approved_needs_an_approval_of_exactly_this_sql(repo, config, 
     assert result.verdict == "GO" and "approved by dba" in result.reason
 
 
-def test_migration_approved_requires_the_upstream_apply_first(tmp_path, ledger) -> None:
+def test_migration_tested_upstream_requires_the_upstream_apply_first(tmp_path, ledger) -> None:
     from gonogo.gates.builtin.migration_approved import MigrationApproved
+    from gonogo.gates.builtin.migration_tested import MigrationTestedUpstream
     from gonogo.ledger.store import MigrationRow
 
     cfg = Config.model_validate(
@@ -392,7 +393,11 @@ def test_migration_approved_requires_the_upstream_apply_first(tmp_path, ledger) 
         sha="0" * 40,
         extra={"pending_sql": pending},
     )
-    result = MigrationApproved().evaluate(gate_input)
+    # Approved here: migration-approved is satisfied; whether staging ran it is the other gate.
+    assert MigrationApproved().evaluate(gate_input).verdict == "GO"
+    tested = MigrationTestedUpstream()
+    assert tested.applies(gate_input) and tested.overridable
+    result = tested.evaluate(gate_input)
     assert result.verdict == "NO-GO" and "never ran on staging" in result.reason
     ledger.start_run(
         "m-staging", command="migrate apply", env="staging", actor="t", host="h", pid=1
@@ -409,4 +414,4 @@ def test_migration_approved_requires_the_upstream_apply_first(tmp_path, ledger) 
         ),
         actor="t",
     )
-    assert MigrationApproved().evaluate(gate_input).verdict == "GO"
+    assert tested.evaluate(gate_input).verdict == "GO"

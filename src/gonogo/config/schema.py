@@ -316,6 +316,7 @@ GATE_IDS = (
     "ci-passed",
     "migrations-explicit",
     "migration-approved",
+    "migration-tested-upstream",
     "rollback-feasible",
     "schema-compatible",
     "promoted-from",

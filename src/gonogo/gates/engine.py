@@ -32,7 +32,7 @@ COMMAND_GATES: dict[str, tuple[str, ...]] = {
         "no-blockers",
     ),
     "rollback": ("prod-guard", "schema-compatible"),
-    "migrate": ("prod-guard", "migration-approved"),
+    "migrate": ("prod-guard", "migration-approved", "migration-tested-upstream"),
     "publish": ("ci-passed", "promoted-from", "prod-guard"),
     "check": GATE_IDS,
 }

@@ -65,7 +65,11 @@ class PendingSql:
             heading = _HEADING.match(line)
             if heading is not None:
                 current = parts.setdefault(heading.group("to") or heading.group("rev"), [])
-            if current is not None:
+                continue  # a comment naming the revision, not SQL it runs
+            # Stamping alembic_version is INSERT or UPDATE depending on what was applied
+            # before (and names the revision before it): it is bookkeeping, not the
+            # revision's own SQL, and would make the same revision differ between runs.
+            if current is not None and not _VERSION_STAMP.match(line):
                 current.append(line)
         return {rev: _trimmed(lines) for rev, lines in parts.items()}
 
@@ -77,8 +81,12 @@ class PendingSql:
         }
 
 
+# `-- Running upgrade a1 -> b1`, or for a merge `-- Running upgrade b1, c1 -> m1`.
 _HEADING = re.compile(
-    r"^-- (?:Running upgrade [^ ]* -> (?P<to>[^ ]+)|revision (?P<rev>[^ :]+): .*)\s*$"
+    r"^-- (?:Running upgrade [^>]* -> (?P<to>[^ ]+)|revision (?P<rev>[^ :]+): .*)\s*$"
+)
+_VERSION_STAMP = re.compile(
+    r"^\s*(?:INSERT INTO|UPDATE|DELETE FROM)\s+\S*alembic_version\b", re.IGNORECASE
 )
 _EDGE = {"", "BEGIN;", "COMMIT;", "BEGIN TRANSACTION;"}
 

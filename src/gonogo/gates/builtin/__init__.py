@@ -7,6 +7,7 @@ from gonogo.gates.builtin.ci_passed import CiPassed
 from gonogo.gates.builtin.clean_tree import CleanTree
 from gonogo.gates.builtin.in_scope import InScope
 from gonogo.gates.builtin.migration_approved import MigrationApproved
+from gonogo.gates.builtin.migration_tested import MigrationTestedUpstream
 from gonogo.gates.builtin.migrations_explicit import MigrationsExplicit
 from gonogo.gates.builtin.no_blockers import NoBlockers
 from gonogo.gates.builtin.prod_guard import ProdGuard
@@ -24,6 +25,7 @@ REGISTRY: dict[str, Gate] = {
         CiPassed(),
         MigrationsExplicit(),
         MigrationApproved(),
+        MigrationTestedUpstream(),
         RollbackFeasible(),
         SchemaCompatible(),
         PromotedFrom(),

@@ -1,33 +1,16 @@
-"""migration-approved: the exact SQL about to run was approved, and, where the environment
-is promoted from another, already applied there (playbook §3: "approved and tested on
-staging")."""
+"""migration-approved: the exact SQL about to run was approved for this environment, at the
+revision the database is at (playbook §3: migrations only after approval)."""
 
 from __future__ import annotations
 
 from gonogo.gates.model import GateInput, GateResult
-from gonogo.ledger.store import Ledger
 from gonogo.migrations.pending import PendingSql
-
-
-def untested_revisions(ledger: Ledger, upstream: str, pending: PendingSql) -> list[str]:
-    """Pending revisions whose exact SQL never ran successfully on `upstream`.
-
-    Judged per revision: production usually trails staging by several applies, so the SQL
-    of its whole pending span was never one apply there, but each of its revisions was.
-    """
-    if ledger.applied_sql(upstream, pending.sha256) is not None:
-        return []  # the same span, recorded as one apply by an earlier gonogo
-    done = ledger.applied_revisions(upstream)
-    hashes = pending.revision_hashes()
-    if not hashes:
-        return [pending.target]  # SQL gonogo cannot split: only the same span would do
-    return [rev for rev, digest in hashes.items() if (rev, digest) not in done]
 
 
 class MigrationApproved:
     id = "migration-approved"
-    # DESIGN: `migrate apply` refuses without the approval and the upstream apply; an
-    # override would turn both into a formality, so there is none.
+    # An approval is the one thing `migrate apply` never runs without: an override would
+    # make it a formality. (Whether upstream ran it first is migration-tested-upstream.)
     overridable = False
 
     def applies(self, inp: GateInput) -> bool:
@@ -62,22 +45,9 @@ class MigrationApproved:
                 fix=f"review `gonogo migrate {inp.env} apply --dry-run`, then "
                 f"`gonogo migrate {inp.env} approve --note '...'`",
             )
-        upstream = inp.config.environments[inp.env].promote_from
-        untested = untested_revisions(inp.ledger, upstream, pending) if upstream else []
-        if upstream is not None and untested:
-            return GateResult(
-                self.id,
-                "NO-GO",
-                f"migration {what} was approved, but {', '.join(untested)} never ran on "
-                f"{upstream} with the same SQL; it must be tested there first",
-                evidence,
-                fix=f"deploy this release to {upstream}, then `gonogo migrate {upstream} "
-                "apply` (approved there too)",
-            )
-        tested = f", applied on {upstream} first" if upstream else ""
         return GateResult(
             self.id,
             "GO",
-            f"{what} approved by {approval.approved_by} at {approval.approved_at}{tested}",
+            f"{what} approved by {approval.approved_by} at {approval.approved_at}",
             evidence,
         )
