@@ -124,4 +124,7 @@ class Context:
 
 def _missing_sqlite(url: str) -> bool:
     """A sqlite:///PATH ledger URL whose file does not exist (a dry run must not create it)."""
-    return url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists()
+    from gonogo.ledger.store import sqlite_file
+
+    path = sqlite_file(url)
+    return path is not None and not path.exists()

@@ -35,6 +35,14 @@ def looks_secret(name: str) -> bool:
     return bool(_SECRET_NAME.search(name))
 
 
+def _distinctive(value: str) -> bool:
+    """Long enough, and not a plain word, to replace wherever it appears."""
+    return len(value) >= _DISTINCTIVE_LEN and not value.isalpha() and "/" not in value[:1]
+
+
+_DISTINCTIVE_LEN = 10
+
+
 class Redactor:
     """Replaces known secret values, and passwords inside URLs, with <redacted>."""
 
@@ -44,10 +52,16 @@ class Redactor:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], extra: Iterable[str] = ()) -> Redactor:
-        values = [
-            v for k, v in environ.items() if v and (looks_secret(k) or _REDACTED_NAME.search(k))
+        values = [v for k, v in environ.items() if v and looks_secret(k)]
+        # The wider names and a password found inside any variable's URL are hidden wherever
+        # they show up alone, but only when they look like generated secrets: CI's
+        # `postgres:postgres@localhost` or GIT_ASKPASS=true must not blank every "postgres"
+        # and "true" in the evidence (and in ledger fields that are read back).
+        wider = [
+            v
+            for k, v in environ.items()
+            if _REDACTED_NAME.search(k) and not k.upper().endswith("ASKPASS")
         ]
-        # A password inside any variable's URL is a secret wherever it shows up alone.
         embedded = [
             m.group("pw")
             for v in environ.values()
@@ -55,7 +69,12 @@ class Redactor:
             for pattern in (_URL_PASSWORD, _QUERY_SECRET)
             for m in pattern.finditer(v)
         ]
-        return cls([*values, *embedded, *extra])
+        guessed = [v for v in (*wider, *embedded) if _distinctive(v)]
+        return cls([*values, *guessed, *extra])
+
+    def with_secrets(self, secrets: Iterable[str]) -> Redactor:
+        """This redactor, also hiding `secrets` (values learnt after the run started)."""
+        return Redactor([*self._secrets, *secrets])
 
     def text(self, value: str) -> str:
         for secret in self._secrets:

@@ -123,6 +123,15 @@ def render(template: str, context: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(sub, template)
 
 
+def _uses_secret_var(template: str) -> bool:
+    from gonogo.evidence import looks_secret
+
+    return any(
+        m.group(1) and m.group(1).startswith("vars.") and looks_secret(m.group(1)[5:])
+        for m in _PLACEHOLDER.finditer(template)
+    )
+
+
 def config_var_names(verify: Verify) -> set[str]:
     """The NAMEs of `{vars.NAME}` placeholders in the probes' expected values: the config
     vars verification must read, and the only ones it reads."""
@@ -274,6 +283,9 @@ def evaluate(probe: Probe, response: ProbeResponse, context: Mapping[str, str]) 
             )
         else:
             for path, expected in probe.json_fields.items():
+                # The expected value is the config's own words unless it comes from a config
+                # var whose name looks secret; then neither side is shown.
+                secret_var = isinstance(expected, str) and _uses_secret_var(expected)
                 if isinstance(expected, str):
                     try:
                         expected = render(expected, context)
@@ -287,8 +299,10 @@ def evaluate(probe: Probe, response: ProbeResponse, context: Mapping[str, str]) 
                 if actual is _MISSING:
                     reasons.append(f"json {path} missing")
                 elif not _equal(actual, expected):
-                    shown = repr(REDACTED) if _sensitive_path(path) else _show(actual)
-                    reasons.append(f"json {path} = {shown}, expected {_show(expected)}")
+                    hidden = secret_var or _sensitive_path(path)
+                    shown = repr(REDACTED) if hidden else _show(actual)
+                    wanted = repr(REDACTED) if secret_var else _show(expected)
+                    reasons.append(f"json {path} = {shown}, expected {wanted}")
 
     if probe.cookie:
         cookies = [c for h in response.header_values("set-cookie") if (c := _parse_set_cookie(h))]

@@ -468,3 +468,18 @@ def test_audit_of_a_ledger_path_that_does_not_exist_is_an_error_not_a_clean_audi
         (line,) = proc.stderr.splitlines()
         assert str(missing) in line and "no ledger there" in line
     assert not missing.parent.exists()  # nothing created at the mistyped path
+
+
+def test_a_sqlite_ledger_url_with_options_names_the_file_before_the_query(tmp_path: Path) -> None:
+    from gonogo.ledger import Ledger
+    from gonogo.ledger.store import NewEvent
+
+    (tmp_path / "gonogo.toml").write_text(CONFIG)
+    path = tmp_path / "team" / "ledger.db"
+    led = Ledger.open(f"sqlite:///{path}", tmp_path / "unused.db")
+    led.record_many([NewEvent("tick", actor="t", payload={"i": 1})])
+    led.close()
+    proc = cli(tmp_path, "audit", "verify", env={"GONOGO_LEDGER_URL": f"sqlite:///{path}?mode=ro"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 event" in proc.stdout or "intact" in proc.stdout
+    assert not list(tmp_path.glob("team/ledger.db?*"))

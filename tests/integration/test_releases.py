@@ -31,3 +31,5 @@ def test_releases_lists_what_gonogo_released_newest_first(project: Any) -> None:
     text = project.gonogo("releases", "staging", "--limit", "1", check=0).stdout
     assert "v2" in text and second[:7] in text and " v1 " not in text
     assert project.gonogo("releases", "nowhere", check=1).stderr.count("\n") == 1
+    bad = project.gonogo("releases", "staging", "--limit", "0", check=1)
+    assert "--limit 0" in bad.stderr and "Traceback" not in bad.stderr

@@ -228,3 +228,19 @@ def test_image_secret_names_stay_as_narrow_as_before() -> None:
     # or a DSN name alone must not refuse an image.
     assert not looks_secret("PASSENGER_APP_ENV")
     assert looks_secret("DB_PASSWORD")
+
+
+def test_common_words_from_ci_settings_are_not_blanked_everywhere() -> None:
+    r = Redactor.from_environ(
+        {
+            "DATABASE_URL": "postgresql://postgres:postgres@localhost:5432/app",
+            "HTTP_PROXY": "http://ci:test@proxy:3128",
+            "GIT_ASKPASS": "true",
+            "DB_PASS": "docker",
+        }
+    )
+    text = "dialect postgresql; CREATE ROLE postgres; pytest tests/ -q; status = true; docker"
+    assert r.text(text) == text
+    # ...while the URLs themselves still lose their passwords.
+    assert r.text("postgresql://postgres:postgres@localhost:5432/app") == "<redacted>"
+    assert r.text("via http://ci:test@proxy:3128") == "via http://ci:<redacted>@proxy:3128"

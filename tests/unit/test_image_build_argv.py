@@ -300,6 +300,33 @@ def test_log_lines_are_redacted(tmp_path: Path) -> None:
     assert "<redacted>" in text.splitlines()[0]
 
 
+def test_a_helper_that_outlives_the_builder_cannot_write_into_a_closed_log(
+    tmp_path: Path,
+) -> None:
+    import threading
+    import time
+
+    from gonogo.images import build as build_module
+
+    errors: list[BaseException | None] = []
+    before = threading.excepthook
+    threading.excepthook = lambda args: errors.append(args.exc_value)
+    try:
+        log = CommandLog(tmp_path / "build.log", str)
+        script = "echo start; (setsid sh -c 'sleep 1.5; echo late' &); echo done"
+        old_grace, build_module.STOP_GRACE = build_module.STOP_GRACE, 0.5
+        try:
+            code, output = log.run(["sh", "-c", script], 5)
+        finally:
+            build_module.STOP_GRACE = old_grace
+        time.sleep(2)  # the helper writes "late" now, after the log was closed
+    finally:
+        threading.excepthook = before
+    assert code == 0 and "done" in output
+    assert errors == []
+    assert "late" not in (tmp_path / "build.log").read_text().splitlines()
+
+
 # -- users and secrets -----------------------------------------------------------------------
 
 PASSWD = "root:x:0:0:root:/root:/bin/sh\ntoor:x:0:0::/:/bin/sh\napp:x:1000:1000::/app:/bin/sh\n"

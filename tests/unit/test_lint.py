@@ -488,3 +488,10 @@ def test_lines_render_each_finding(classes_pg: LintReport) -> None:
 def test_unreadable_sql_is_not_read_as_safe() -> None:
     f = _by_rule(timeout_findings("ALTER TABLE items ADD COLUMN x text DEFAULT 'oops"), LOCK)
     assert "could not be read" in f.message
+
+
+def test_a_malformed_timeout_in_pgoptions_is_read_as_far_as_it_goes() -> None:
+    assert connection_timeouts("postgresql://u@h/db", {"PGOPTIONS": "-c lock_timeout=1.5.0s"}) == {
+        "lock_timeout"
+    }
+    assert connection_timeouts("postgresql://u@h/db", {"PGOPTIONS": "-c lock_timeout=abc"}) == set()

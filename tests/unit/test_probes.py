@@ -974,3 +974,19 @@ def test_config_var_names_are_the_vars_placeholders_of_expected_values() -> None
         ]
     )
     assert config_var_names(verify) == {"APP_ENV", "REGION"}
+
+
+def test_an_expected_value_from_a_secret_looking_config_var_is_never_shown() -> None:
+    probe = Probe(
+        name="keys",
+        path="/api/keys",
+        json={"publishable": "{vars.STRIPE_KEY}", "region": "{vars.REGION}"},
+    )
+    response = ProbeResponse(
+        200, JSON_CT, json.dumps({"publishable": "pk_old", "region": "us"}).encode(), 1.0
+    )
+    context = {"vars.STRIPE_KEY": "sk_live_SUPERSECRET123", "vars.REGION": "eu"}
+    reasons = probes.evaluate(probe, response, context)
+    assert "json publishable = '<redacted>', expected '<redacted>'" in reasons
+    assert "json region = 'us', expected 'eu'" in reasons
+    assert "SUPERSECRET" not in " ".join(reasons)

@@ -185,6 +185,7 @@ def verify_step(ctx: Context, env: str, version: int) -> Step:
 def verify_live(
     ctx: Context, run: Run, provider: Provider, env: str, release: ReleaseRow
 ) -> VerifyResult:
+    from gonogo.evidence import looks_secret
     from gonogo.probes import config_var_names, verify_probes
 
     verify = ctx.config.verify_for(env)
@@ -196,6 +197,9 @@ def verify_live(
     if platform is not None:  # e.g. Heroku's release version, description, commit, vars
         context.update(platform(env, release, wanted))
     context.update(sha=release.sha, env=env, version=release.label)
+    secret = [v for k, v in context.items() if k.startswith("vars.") and looks_secret(k[5:])]
+    if secret:  # read from the platform, so the run's redactor has not seen them yet
+        run.evidence.redactor = run.evidence.redactor.with_secrets(secret)
     result = verify_probes(provider.base_url(env), verify, context, alive=provider.alive_check(env))
     run.evidence.write_json(f"probes-{env}-{release.label}.json", result.to_dict())
     run.log(f"verify {env} {release.label}: {result.reason}")

@@ -85,8 +85,11 @@ def _read_only(ctx: Context) -> None:
     # auditing a project that never ran anything reports an empty ledger instead of
     # creating .gonogo/ledger.db as a side effect.
     ctx.dry_run = True
+    from gonogo.ledger.store import sqlite_file
+
     url = ctx.environ.get("GONOGO_LEDGER_URL", "")
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
         # A mistyped path would otherwise read as a clean audit of an empty ledger.
         raise GonogoError(
             f"GONOGO_LEDGER_URL names {url}, but there is no ledger there; check the path"

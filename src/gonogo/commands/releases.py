@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from gonogo.context import Context
+from gonogo.errors import GonogoError
 from gonogo.output import short
 from gonogo.providers.registry import provider_for
 from gonogo.result import Result
@@ -17,10 +18,13 @@ from gonogo.result import Result
 
 def releases(ctx: Context, env: str, *, limit: int = 20) -> Result:
     ctx.env(env)
+    if limit < 1:
+        raise GonogoError(f"--limit {limit}: give a number of releases, 1 or more")
     provider = provider_for(ctx, env)
     was_dry_run, ctx.dry_run = ctx.dry_run, True  # reading never creates the ledger
     try:
         rows = ctx.ledger.releases(env)[:limit]  # newest first
+        platform = provider.platform_releases(env, limit)  # maps onto the same ledger
     finally:
         ctx.dry_run = was_dry_run
     ours: list[dict[str, Any]] = [
@@ -35,7 +39,6 @@ def releases(ctx: Context, env: str, *, limit: int = 20) -> Result:
         }
         for row in rows
     ]
-    platform = provider.platform_releases(env, limit)
     ctx.out.line(f"gonogo releases {env} ({provider.name})")
     for rel in ours:
         verified = f"verified {rel['verified_at']}" if rel["verified_at"] else "not verified"

@@ -407,13 +407,19 @@ class CommandLog:
             raise BuildError(f"cannot run {argv[0]}: {exc}") from exc
         assert proc.stdout is not None
         stream = proc.stdout
+        done = threading.Event()  # set once the log may be closed: stop writing to it
 
         def copy() -> None:
             for raw in iter(stream.readline, b""):
+                if done.is_set():
+                    return  # a helper that escaped the session outlived the build
                 line = self.clean(raw.decode("utf-8", "replace").rstrip("\n")) + "\n"
                 lines.append(line)
-                log.write(line)
-                log.flush()
+                try:
+                    log.write(line)
+                    log.flush()
+                except ValueError:  # closed meanwhile: the build is over
+                    return
 
         reader = threading.Thread(target=copy, name="gonogo-build-log", daemon=True)
         reader.start()
@@ -430,6 +436,7 @@ class CommandLog:
             # The pipe closes once the builder and its helpers are gone; bounded anyway, as
             # a helper that escaped the session could hold it open.
             reader.join(timeout=STOP_GRACE)
+            done.set()
             if not reader.is_alive():
                 stream.close()
         return returncode

@@ -285,8 +285,8 @@ class Ledger:
                 _sqlite_engine(default_path), location=str(default_path), stale_after=stale_after
             )
         shown = shown_url(url)
-        if url.startswith("sqlite:///"):
-            path = Path(url.removeprefix("sqlite:///"))
+        path = sqlite_file(url)
+        if path is not None:
             return cls(_sqlite_engine(path), location=url, stale_after=stale_after)
         if not url.startswith(_PG_PREFIXES):
             raise GonogoError(
@@ -994,6 +994,14 @@ def _server_now(conn: Connection) -> str:
         )
     ).scalar_one()
     return str(stamp)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a `sqlite:///PATH` ledger URL (query options such as `?mode=ro` are not
+    part of the path); None for any other URL."""
+    if not url.startswith("sqlite:///"):
+        return None
+    return Path(url.removeprefix("sqlite:///").split("?", 1)[0])
 
 
 def shown_url(url: str) -> str:

@@ -489,7 +489,7 @@ def connection_timeouts(url: str, environ: Mapping[str, str]) -> set[str]:
     found: set[str] = set()
     for text in sources:
         for name, value in re.findall(r"(?:-c\s*|--)([a-z_]+)\s*=\s*(\S+)", text):
-            number = re.match(r"[0-9.]+", value)
+            number = re.match(r"[0-9]+(?:\.[0-9]+)?", value)
             if name in _TIMEOUTS and number is not None and float(number.group()) > 0:
                 found.add(name)
     return found
