@@ -262,6 +262,28 @@ def test_root_image_is_no_go_for_a_protected_environment(
 # -- publish ---------------------------------------------------------------------------------
 
 
+def test_a_dry_run_whose_gates_say_no_go_builds_nothing(
+    project: Any, storage: Path, registry: RegistryServer
+) -> None:
+    setup_image(project, storage, registry.host, repo="refused")
+    config = project.root / "gonogo.toml"
+    # ci-passed read from the ledger, where no test step of this SHA was ever recorded
+    config.write_text(config.read_text() + '\n[gates.ci-passed]\nsources = ["ledger"]\n')
+    project.commit("WO-3: ci-passed from the ledger")
+    dry = project.json("publish", "staging", "--dry-run", env=creds(), check=2)
+    assert dry["gates"]["verdict"] == "NO-GO" and dry["digest"] is None
+    assert dry["gates"]["gates"][0]["id"] == "ci-passed"
+    assert "the dry run builds nothing" in project.gonogo(
+        "publish", "staging", "--dry-run", env=creds(), check=2
+    ).stdout
+    assert events(project, "image.built") == []
+    assert not (project.root / ".gonogo" / "images").exists() or not list(
+        (project.root / ".gonogo" / "images").iterdir()
+    )
+    assert registry.repository_layers("acme/refused") == set()
+
+
+
 def test_publish_tags_read_back_and_a_new_tag_moves_manifests_only(
     project: Any, storage: Path, registry: RegistryServer
 ) -> None:

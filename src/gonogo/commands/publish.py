@@ -263,7 +263,8 @@ def publish(
         )  # fmt: skip
     if chosen is not None:
         ctx.out.line(f"  builder: {chosen.name} ({chosen.reason})")
-    if chosen is not None and dry_run:
+    # Building only to show a digest is worth it when the publish itself would go ahead.
+    if chosen is not None and dry_run and report.go:
         artifact = _build_for_dry_run(ctx, inputs, chosen)
     if artifact is not None:
         describe_artifact(ctx, artifact)
@@ -290,6 +291,8 @@ def publish(
     digest = artifact.digest if artifact is not None else None
     if digest is not None:
         shown = digest
+    elif chosen is not None and dry_run:
+        shown = "(not built: the gates say NO-GO, so the dry run builds nothing)"
     elif chosen is not None:
         shown = "(digest known after the build, before anything is pushed)"
     else:
