@@ -81,3 +81,14 @@ DROP_BODY = revision_file(
     '        batch.add_column(sa.Column("body", sa.Text(), nullable=True))',
     imports="import sqlalchemy as sa\n",
 )
+
+# Certify re-applies the head revision after a stamp-back; the example app's own head
+# (CREATE TABLE audit_log) is not idempotent, so certify tests put this one on top.
+IDEMPOTENT_HEAD = revision_file(
+    "0004_certify_marks",
+    "an idempotent head: safe to run twice",
+    'op.create_table("certify_marks", sa.Column("id", sa.Integer(), primary_key=True), '
+    "if_not_exists=True)",
+    'op.drop_table("certify_marks", if_exists=True)',
+    imports="import sqlalchemy as sa\n",
+)

@@ -22,21 +22,12 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from support import ledger_rows, revision_file
+from support import IDEMPOTENT_HEAD, ledger_rows
 
 from gonogo.migrations.pending import MigrationTarget
 from gonogo.migrations.rehearse import rehearse
 
 pytestmark = pytest.mark.integration
-
-IDEMPOTENT_HEAD = revision_file(
-    "0004_certify_marks",
-    "an idempotent head: safe to run twice",
-    'op.create_table("certify_marks", sa.Column("id", sa.Integer(), primary_key=True), '
-    "if_not_exists=True)",
-    'op.drop_table("certify_marks", if_exists=True)',
-    imports="import sqlalchemy as sa\n",
-)
 
 BOOM_ROUTE = """
     @app.get("/api/boom")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import ledger_rows, revision_file
+from support import IDEMPOTENT_HEAD, ledger_rows, revision_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fakes.heroku_api import API_KEY, DOCKER_VARIANT, DynoScript, ReleaseScript
@@ -698,3 +698,42 @@ def test_release_phase_check_recent_logs_and_status(world: World) -> None:
         assert provider.base_url("staging") == world.dynos[STAGING].url
     finally:
         ctx.close()
+
+
+# -- ship and certify on Heroku ------------------------------------------------------------
+
+
+def test_ship_then_certify_on_heroku(world: World) -> None:
+    project, fake = world.project, world.fake
+    config = project.root / "gonogo.toml"
+    text = config.read_text().replace(
+        "[build]", '[test]\ncommand = "echo 3 passed"\n\n[gates.ci-passed]\nsources = ["ledger"]\n'
+        "\n[build]", 1,
+    )
+    config.write_text(text)
+    (project.root / "migrations" / "versions" / "0004_certify_marks.py").write_text(IDEMPOTENT_HEAD)
+    sha = project.commit("WO-9: ship to heroku")
+    fake.dyno_cwd = project.root  # one-off dynos (migrations) run the released commit
+
+    shipped = world.json("ship", "staging", check=0)
+    assert shipped["work_order"] == "WO-9" and shipped["release"] == "v1"
+    folder = project.root / shipped["evidence"]
+    assert "3 passed" in (folder / "test.log").read_text()
+    assert world.dynos[STAGING].serving == sha
+
+    world.gonogo("migrate", "staging", "approve", check=0)
+    world.gonogo("migrate", "staging", "apply", check=0)
+    fake.add_log(STAGING, "app", "web.1", "GET /api/health 200")
+    cert = world.json("certify", "staging", check=0)
+    assert [c["verdict"] for c in cert["checks"]] == ["GO"] * len(cert["checks"])
+    written = project.root / cert["certificate"]
+    statement = json.loads(written.read_text())
+    text_cert = json.dumps(statement)
+    assert sha in text_cert and STAGING in text_cert
+
+    # A traceback in the app's recent logs: certify refuses, nothing new is written.
+    written.unlink()
+    fake.add_log(STAGING, "app", "web.1", "Traceback (most recent call last):")
+    refused = world.gonogo("certify", "staging", check=2)
+    assert "traceback" in refused.stderr.lower() and not written.exists()
+    assert_no_secrets(world, refused)
