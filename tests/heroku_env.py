@@ -312,3 +312,70 @@ def web_dynos(
 
 def ledger_json(value: str | None) -> Any:
     return json.loads(value) if value else None
+
+
+# -- a project on two Heroku apps, for the CLI tests ------------------------------------------
+
+STAGING_APP, PROD_APP = "acme-staging", "acme-prod"
+
+# The image gonogo builds and pushes: FROM scratch, so no base image is ever pulled.
+STUB_DOCKERFILE = """\
+FROM scratch
+COPY server /app/server
+USER 10001:10001
+ENTRYPOINT ["/app/server"]
+"""
+
+# staging and a protected production promoted from it, on the fake API and registry.
+TWO_APPS = """\
+[environments.staging]
+provider = "heroku"
+app = "{staging}"
+url = "{staging_url}"
+heroku = {{ {settings} }}
+
+[environments.production]
+provider = "heroku"
+app = "{prod}"
+url = "{prod_url}"
+protected = true
+promote_from = "staging"
+heroku = {{ {settings} }}
+"""
+
+def cli_env(storage: Path) -> dict[str, str]:
+    """What every CLI run needs: the key, and buildah in the module's own store (never
+    a Docker engine)."""
+    return {
+        "HEROKU_API_KEY": API_KEY,
+        "CONTAINERS_STORAGE_CONF": str(storage),
+        "BUILDAH_ISOLATION": "chroot",
+        "DOCKER_HOST": "unix:///nonexistent/docker.sock",
+    }
+
+
+def install_fake(server: Any, registry_host: str) -> HerokuFake:
+    """A fresh HerokuFake behind the module's fake API server (replacing the last test's)."""
+    fake = HerokuFake(Registry(registry_host), stream_max_s=3.0)
+    if server.fake is not None:
+        server.fake.close()
+    fake.url = server.url
+    server.fake = fake
+    return fake
+
+
+def stub_image(root: Path) -> None:
+    image = root / "image"
+    image.mkdir()
+    (image / "server").write_text("#!/bin/false\n")
+    (image / "Dockerfile").write_text(STUB_DOCKERFILE)
+
+
+def two_apps(dynos: dict[str, WebDynos], settings: str) -> str:
+    return TWO_APPS.format(
+        staging=STAGING_APP,
+        prod=PROD_APP,
+        staging_url=dynos[STAGING_APP].url,
+        prod_url=dynos[PROD_APP].url,
+        settings=settings,
+    )

@@ -23,22 +23,26 @@ from support import IDEMPOTENT_HEAD, ledger_rows, revision_file
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fakes.heroku_api import API_KEY, DOCKER_VARIANT, DynoScript, ReleaseScript
 from fakes.heroku_server import FakeServer
-from heroku_env import HerokuFake, Registry, WebDynos, web_dynos
+from heroku_env import (
+    PROD_APP,
+    STAGING_APP,
+    HerokuFake,
+    Registry,
+    WebDynos,
+    cli_env,
+    install_fake,
+    stub_image,
+    two_apps,
+    web_dynos,
+)
 from pg_server import PgServer
 from registry_server import RegistryServer
 
 pytestmark = pytest.mark.integration
 
-STAGING, PROD = "acme-staging", "acme-prod"
+STAGING, PROD = STAGING_APP, PROD_APP
 DB_PASSWORD = "pw-heroku-db-Zx81"
 GUARD = {"ALLOW_PROD": "1", "ALLOW_PROD_DEPLOY": "YES"}
-
-DOCKERFILE = """\
-FROM scratch
-COPY server /app/server
-USER 10001:10001
-ENTRYPOINT ["/app/server"]
-"""
 
 CONFIG = """\
 [project]
@@ -54,19 +58,6 @@ deadline = "20s"
 dockerfile = "image/Dockerfile"
 context = "image"
 
-[environments.staging]
-provider = "heroku"
-app = "{staging}"
-url = "{staging_url}"
-heroku = {{ {settings} }}
-
-[environments.production]
-provider = "heroku"
-app = "{prod}"
-url = "{prod_url}"
-protected = true
-promote_from = "staging"
-heroku = {{ {settings} }}
 """
 
 
@@ -108,43 +99,21 @@ def world(
     pg_server: PgServer,
     tmp_path: Path,
 ) -> Iterator[World]:
-    reader = Registry(registry.host)
-    fake = HerokuFake(reader, stream_max_s=3.0)
-    if api_server.fake is not None:
-        api_server.fake.close()
-    fake.url = api_server.url
-    api_server.fake = fake
+    fake = install_fake(api_server, registry.host)
+    reader = fake.registry
     database = pg_server.create_database()
     db_url = pg_server.url(database, password=DB_PASSWORD).replace("postgresql://", "postgres://")
     for app in (STAGING, PROD):
         fake.add_app(app, config={"DATABASE_URL": db_url, "MODE": "a"})
-    image = project.root / "image"
-    image.mkdir()
-    (image / "server").write_text("#!/bin/false\n")
-    (image / "Dockerfile").write_text(DOCKERFILE)
+    stub_image(project.root)
     with web_dynos(fake, [STAGING, PROD], project.root, tmp_path / "dynos") as dynos:
         settings = (
             f'api_url = "{api_server.url}", registry = "{registry.host}", '
             'release_timeout = "10s", migrate_timeout = "8s", api_timeout = "6s"'
         )
-        project.write_config(
-            CONFIG.format(
-                staging=STAGING,
-                prod=PROD,
-                staging_url=dynos[STAGING].url,
-                prod_url=dynos[PROD].url,
-                settings=settings,
-            ),
-            commit=False,
-        )
+        project.write_config(CONFIG + two_apps(dynos, settings), commit=False)
         project.commit("WO-1: deploy to heroku")
-        env = {
-            "HEROKU_API_KEY": API_KEY,
-            "CONTAINERS_STORAGE_CONF": str(storage),
-            "BUILDAH_ISOLATION": "chroot",
-            "DOCKER_HOST": "unix:///nonexistent/docker.sock",
-        }
-        yield World(project, fake, dynos, reader, pg_server, database, env)
+        yield World(project, fake, dynos, reader, pg_server, database, cli_env(storage))
     fake.close()
     assert not fake.violations, fake.violations
 

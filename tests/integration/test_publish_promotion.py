@@ -24,21 +24,22 @@ from support import ledger_rows
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fakes.heroku_api import API_KEY
 from fakes.heroku_server import FakeServer
-from heroku_env import HerokuFake, Registry, web_dynos
+from heroku_env import (
+    PROD_APP,
+    STAGING_APP,
+    cli_env,
+    install_fake,
+    stub_image,
+    two_apps,
+    web_dynos,
+)
 from registry_server import RegistryServer, skopeo_inspect
 
 pytestmark = pytest.mark.integration
 
-STAGING, PROD = "acme-staging", "acme-prod"
+STAGING, PROD = STAGING_APP, PROD_APP
 GUARD = {"ALLOW_PROD": "1", "ALLOW_PROD_DEPLOY": "YES"}
 REPO = "acme/app"
-
-DOCKERFILE = """\
-FROM scratch
-COPY server /app/server
-USER 10001:10001
-ENTRYPOINT ["/app/server"]
-"""
 
 CONFIG = """\
 [project]
@@ -57,19 +58,6 @@ tags = ["git-{{short_sha}}", "{{env}}"]
 platforms = [{platforms}]
 timeout = "5s"
 
-[environments.staging]
-provider = "heroku"
-app = "{staging}"
-url = "{staging_url}"
-heroku = {{ {settings} }}
-
-[environments.production]
-provider = "heroku"
-app = "{prod}"
-url = "{prod_url}"
-protected = true
-promote_from = "staging"
-heroku = {{ {settings} }}
 """
 
 
@@ -114,17 +102,10 @@ def world(
     api_server: FakeServer,
     tmp_path: Path,
 ) -> Iterator[World]:
-    fake = HerokuFake(Registry(registry.host), stream_max_s=3.0)
-    if api_server.fake is not None:
-        api_server.fake.close()
-    fake.url = api_server.url
-    api_server.fake = fake
+    fake = install_fake(api_server, registry.host)
     for app in (STAGING, PROD):
         fake.add_app(app, config={"MODE": "a"})
-    image = project.root / "image"
-    image.mkdir()
-    (image / "server").write_text("#!/bin/false\n")
-    (image / "Dockerfile").write_text(DOCKERFILE)
+    stub_image(project.root)
     bare = tmp_path / "bin"
     bare.mkdir()
     for tool in ("git", "tar"):
@@ -137,24 +118,14 @@ def world(
             'release_timeout = "10s", api_timeout = "6s"'
         )
         config = CONFIG.format(
-            registry=registry.host,
-            repo=REPO,
-            platforms='"linux/amd64"',
-            staging=STAGING,
-            prod=PROD,
-            staging_url=dynos[STAGING].url,
-            prod_url=dynos[PROD].url,
-            settings=settings,
-        )
+            registry=registry.host, repo=REPO, platforms='"linux/amd64"'
+        ) + two_apps(dynos, settings)
         project.write_config(config, commit=False)
         project.commit("WO-1: deploy to heroku, publish to the registry")
         env = {
-            "HEROKU_API_KEY": API_KEY,
+            **cli_env(storage),
             "GONOGO_REGISTRY_USER": "_",
             "GONOGO_REGISTRY_PASSWORD": API_KEY,
-            "CONTAINERS_STORAGE_CONF": str(storage),
-            "BUILDAH_ISOLATION": "chroot",
-            "DOCKER_HOST": "unix:///nonexistent/docker.sock",
         }
         yield World(project, registry, env, {"PATH": str(bare)}, config)
     fake.close()
