@@ -92,14 +92,27 @@ def evaluate_gates(
     overrides: Mapping[str, Override] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> GateReport:
+    inp = command_input(ctx, command, env, sha=sha, confirm=confirm, extra=extra)
+    report = engine.for_command(command, inp, overrides)
+    print_gates(ctx.out, report)
+    return report
+
+
+def command_input(
+    ctx: Context,
+    command: str,
+    env: str,
+    *,
+    sha: str | None = None,
+    confirm: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> GateInput:
+    """What the gates guarding `command` read, the platform's part included."""
     # Only migrations-explicit reads the platform's release phase: ask the platform (an
     # API call on Heroku) only for commands that gate.
     if "migrations-explicit" in engine.COMMAND_GATES.get(command, ()):
         extra = {**platform_state(ctx, env), **(extra or {})}
-    inp = gate_input(ctx, env, command, sha=sha, confirm=confirm, extra=extra)
-    report = engine.for_command(command, inp, overrides)
-    print_gates(ctx.out, report)
-    return report
+    return gate_input(ctx, env, command, sha=sha, confirm=confirm, extra=extra)
 
 
 def print_gates(out: Output, report: GateReport, *, detail: bool = False) -> None:
@@ -252,7 +265,7 @@ def migrations_since_verified(ctx: Context, env: str, release: ReleaseRow) -> li
 def halt_message(
     ctx: Context, env: str, failed: ReleaseRow, previous: ReleaseRow, migs: list[Any], reason: str
 ) -> DeployFailed:
-    ini = ctx.config.migrations.config if ctx.config.migrations else "alembic.ini"
+    ini = ctx.config.alembic_ini
     first = migs[0]
     revs = ", ".join(f"{m.from_revision or 'base'} → {m.to_revision}" for m in migs)
     commands = [

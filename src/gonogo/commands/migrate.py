@@ -416,5 +416,4 @@ def _default_ini(start: Path) -> Path:
     except ConfigError:
         return start / "alembic.ini"
     config = load_config(config_path)
-    ini = config.migrations.config if config.migrations else "alembic.ini"
-    return config_path.parent / ini
+    return config_path.parent / config.alembic_ini

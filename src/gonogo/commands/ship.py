@@ -20,6 +20,7 @@ from typing import Any
 
 from gonogo import gitrepo
 from gonogo.commands._common import (
+    command_input,
     database_state,
     gate_input,
     make_overrides,
@@ -148,7 +149,9 @@ def ship(
     sha = gitrepo.resolve(ctx.root, "HEAD")
     ctx.out.line(f"gonogo ship {env} {short(sha)}{' (dry run)' if dry_run else ''}")
     overrides = make_overrides(ctx, override, reason)
-    inp = gate_input(ctx, env, "deploy", sha=sha, confirm=confirm, extra=database_state(ctx, env))
+    inp = command_input(
+        ctx, "deploy", env, sha=sha, confirm=confirm, extra=database_state(ctx, env)
+    )
     gates = engine.select(ctx.config, env, "deploy")
     # ci-passed is answered after this run's own test step, so it is judged then.
     ci = [g for g in gates if g.id == CI_GATE]

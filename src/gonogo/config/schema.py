@@ -529,6 +529,11 @@ class Config(Strict):
     def env(self, name: str) -> Environment:
         return self.environments[name]
 
+    @property
+    def alembic_ini(self) -> str:
+        """The alembic.ini path ([migrations].config), relative to a release's files."""
+        return self.migrations.config if self.migrations else Migrations().config
+
 
 KeyPath = tuple[str | int, ...]
 

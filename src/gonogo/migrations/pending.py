@@ -25,6 +25,13 @@ class MigrationTarget:
     ini: str
 
 
+def release_ini(files: Path, ini: str, release: str, config_file: str) -> str:
+    """`ini` once it is known to exist in a release's files (`release` names the release)."""
+    if not (files / ini).is_file():
+        raise GonogoError(f"{release} has no {ini}; set [migrations] config in {config_file}")
+    return ini
+
+
 @dataclass(frozen=True)
 class PendingSql:
     current: tuple[str, ...]

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from gonogo import gitrepo
 from gonogo.errors import GonogoError
 from gonogo.migrations.alembic import current_revisions
-from gonogo.migrations.pending import MigrationTarget
+from gonogo.migrations.pending import MigrationTarget, release_ini
 from gonogo.output import short
 
 if TYPE_CHECKING:
@@ -112,14 +112,9 @@ def environ_for(site: Site, release: ReleaseRow, database_url: str) -> dict[str,
 
 
 def migration_target(site: Site, release: ReleaseRow, database_url: str) -> MigrationTarget:
-    config = site.ctx.config.migrations
-    ini = config.config if config else "alembic.ini"
     files = release_files(site, release)
-    if not (files / ini).is_file():
-        raise GonogoError(
-            f"{site.env} {release.label} (commit {short(release.sha)}) has no {ini}; set "
-            f"[migrations] config in {site.ctx.config_path.name}"
-        )
+    where = f"{site.env} {release.label} (commit {short(release.sha)})"
+    ini = release_ini(files, site.ctx.config.alembic_ini, where, site.ctx.config_path.name)
     return MigrationTarget(
         cwd=files,
         environ=environ_for(site, release, database_url),
@@ -129,8 +124,7 @@ def migration_target(site: Site, release: ReleaseRow, database_url: str) -> Migr
 
 
 def command_for(site: Site, template: str, revision: str) -> str:
-    config = site.ctx.config.migrations
-    return template.format(revision=revision, config=config.config if config else "alembic.ini")
+    return template.format(revision=revision, config=site.ctx.config.alembic_ini)
 
 
 def _own_output(line: str, dyno: str | None) -> str | None:

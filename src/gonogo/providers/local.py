@@ -25,7 +25,7 @@ from gonogo import gitrepo, procfile, procs
 from gonogo.errors import DeployFailed, GonogoError, NoGo
 from gonogo.ledger.store import ArtifactRow, ReleaseRow, now_iso
 from gonogo.migrations import alembic
-from gonogo.migrations.pending import MigrationTarget
+from gonogo.migrations.pending import MigrationTarget, release_ini
 from gonogo.plan import Plan, Step
 from gonogo.providers.base import ActivateIntent, DeployIntent, EnvStatus, RecentLogs
 
@@ -182,14 +182,9 @@ class LocalProvider:
         return Plan("rollback", intent.env, tuple(steps))
 
     def migration_target(self, env: str, release: ReleaseRow) -> MigrationTarget:
-        config = self.ctx.config.migrations
-        ini = config.config if config else "alembic.ini"
         rel_dir = self.release_dir(env, release.version)
-        if not (rel_dir / ini).is_file():
-            raise GonogoError(
-                f"{env} {release.label} has no {ini}; set [migrations] config in "
-                f"{self.ctx.config_path.name}"
-            )
+        where = f"{env} {release.label}"
+        ini = release_ini(rel_dir, self.ctx.config.alembic_ini, where, self.ctx.config_path.name)
         return MigrationTarget(
             cwd=rel_dir,
             environ=self.process_env(env, release.version, release.sha, release.vars),
