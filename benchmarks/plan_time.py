@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from classify_time import HEADER, TEMPLATES  # noqa: E402
+from classify_time import HEADER, TEMPLATES
 
 TARGET_S = 2.0
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "webapp"

@@ -14,7 +14,10 @@ random bytes, builds it with buildah (a private vfs store) and drives the real C
 1. `publish staging`                       — cold registry: every blob goes up;
 2. `publish staging --tag republish-{short_sha}` — same artifact, new tag;
 3. `publish staging`                       — same artifact, same tags again;
-4. `publish production`                    — promotion: staging's artifact by digest.
+4. `publish production`                    — promotion: the digest staging verified.
+   (A verified staging release of that image is written to the ledger first, as a deploy
+   through an image-releasing provider such as heroku leaves it; the deploy itself is
+   tested in tests/integration/test_publish_promotion.py.)
 
 The counters are the registry client's own (`--json` → `counters`). Exits 1 when any run
 after the first uploads a blob, or when 2 sends more than one manifest (3 and 4: none).
@@ -150,6 +153,27 @@ def row(name: str, wall: float, doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def mark_verified_on_staging(root: Path, sha: str, digest: str) -> None:
+    """What a verified image deploy to staging leaves in the ledger."""
+    from gonogo.ledger import Ledger
+    from gonogo.ledger.store import ReleaseRow, now_iso
+
+    ledger = Ledger.open(None, root / ".gonogo" / "ledger.db")
+    try:
+        run_id = f"bench-staging-{sha[:7]}"
+        ledger.start_run(run_id, command="deploy", env="staging", actor="bench", host="bench",
+                         pid=os.getpid(), sha=sha)  # fmt: skip
+        version = ledger.next_release_version("staging")
+        release = ReleaseRow(
+            "staging", version, run_id, sha, digest, {}, "live", "bench", now_iso(), None, None
+        )
+        ledger.add_release(release, actor="bench")
+        ledger.mark_verified("staging", version, actor="bench", run_id=run_id)
+        ledger.finish_run(run_id, status="succeeded", exit_code=0, summary="ok", actor="bench")
+    finally:
+        ledger.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--layer-mib", type=int, default=8)
@@ -173,6 +197,7 @@ def main() -> int:
             runs.append(row("same artifact, new tag", wall, doc))
             wall, doc = gonogo(root, env, "publish", "staging")
             runs.append(row("same artifact, same tags", wall, doc))
+            mark_verified_on_staging(root, str(built["sha"]), str(built["artifact"]["digest"]))
             prod_env = {**env, "ALLOW_PROD": "1", "ALLOW_PROD_DEPLOY": "YES"}
             wall, doc = gonogo(root, prod_env, "publish", "production")
             runs.append(row("promotion to production (staging's digest)", wall, doc))
